@@ -1,0 +1,25 @@
+"""Decode stage: request body + Content-Type in, model data + params out.
+
+One decoder per media type (and, inside JSON, one per top-level field): adding a payload
+format is adding a module and listing it here.
+"""
+
+from __future__ import annotations
+
+from sigserve.codecs.base import Decoded, Nested, Table
+from sigserve.codecs.content_type import parse_content_type
+from sigserve.codecs.csv import CsvDecoder
+from sigserve.codecs.json_body import JsonDecoder
+from sigserve.codecs.parquet import ParquetDecoder
+from sigserve.model.schema import Schema
+
+BODY_DECODERS = {d.media_type: d for d in (JsonDecoder(), CsvDecoder(), ParquetDecoder())}
+MEDIA_TYPES = tuple(BODY_DECODERS)
+
+
+def decode(content_type: str | None, body: bytes, schema: Schema | None) -> Decoded:
+    media = parse_content_type(content_type, MEDIA_TYPES)
+    return BODY_DECODERS[media.type].decode(body, schema, media.params)
+
+
+__all__ = ["Decoded", "Nested", "Table", "decode", "MEDIA_TYPES"]

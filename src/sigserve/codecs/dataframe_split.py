@@ -1,0 +1,37 @@
+"""`dataframe_split`: `{"columns": [...], "data": [[...], ...], "index": [...]}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigserve.codecs.base import ModelData
+from sigserve.codecs.tables import table_from_rows
+from sigserve.errors import BadRequest
+from sigserve.model.schema import Schema
+
+_KEYS = {"columns", "data", "index"}
+
+
+class DataframeSplitDecoder:
+    field = "dataframe_split"
+
+    def decode(self, value: Any, schema: Schema | None) -> ModelData:
+        if not isinstance(value, dict):
+            kind = "list" if isinstance(value, list) else type(value).__name__
+            raise BadRequest(f"Dataframe split format must be a dictionary. Got {kind}.")
+        if "data" not in value or set(value) - _KEYS:
+            raise BadRequest(
+                "Dataframe split format must have a 'data' field and optionally 'columns' "
+                f"and 'index' fields. Got {sorted(value)}."
+            )
+        columns = value.get("columns")
+        if columns is not None and not isinstance(columns, list):
+            raise BadRequest(f"dataframe_split.columns must be a list, got {type(columns).__name__}")
+        table = table_from_rows(value["data"], columns, "dataframe_split.data")
+        index = value.get("index")
+        if index is not None and (not isinstance(index, list) or len(index) != table.n_rows):
+            raise BadRequest(
+                f"dataframe_split.index has {len(index) if isinstance(index, list) else 'no'} "
+                f"entries for {table.n_rows} rows"
+            )
+        return table

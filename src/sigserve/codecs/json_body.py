@@ -1,0 +1,61 @@
+"""`application/json`: one top-level format field (plus `params`), or a seed-era bare body."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from sigserve.codecs.base import Decoded, JsonFieldDecoder
+from sigserve.codecs.dataframe_records import DataframeRecordsDecoder
+from sigserve.codecs.dataframe_split import DataframeSplitDecoder
+from sigserve.codecs.instances import InstancesDecoder
+from sigserve.codecs.inputs import InputsDecoder
+from sigserve.errors import BadRequest
+from sigserve.model.schema import Schema
+
+FIELD_DECODERS: dict[str, JsonFieldDecoder] = {
+    decoder.field: decoder
+    for decoder in (
+        DataframeSplitDecoder(),
+        DataframeRecordsDecoder(),
+        InstancesDecoder(),
+        InputsDecoder(),
+    )
+}
+SEED_FORMAT_FIELDS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
+REQUIRED = f"The input must be a JSON object with exactly one of the fields {sorted(FIELD_DECODERS)}"
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:  # NaN and Infinity tokens, which MLflow's own encoder writes
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(f"Invalid JSON: {exc}") from None
+
+
+class JsonDecoder:
+    media_type = "application/json"
+
+    def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded:
+        document = parse_json(body)
+        seed_format = params.get("format")
+        if seed_format is not None:
+            field = SEED_FORMAT_FIELDS[seed_format]
+            return Decoded(FIELD_DECODERS[field].decode(document, schema), None, seed_format)
+        if not isinstance(document, dict):
+            raise BadRequest(f"{REQUIRED}. Received {_kind(document)}.")
+        fields = [key for key in document if key in FIELD_DECODERS]
+        if len(fields) != 1:
+            raise BadRequest(f"{REQUIRED}. Received fields {list(document)}.")
+        field = fields[0]
+        data = FIELD_DECODERS[field].decode(document[field], schema)
+        return Decoded(data, document.get("params"), field)
+
+
+def _kind(document: Any) -> str:
+    return "a list" if isinstance(document, list) else f"a {type(document).__name__}"

@@ -1,0 +1,96 @@
+"""Building a Table from parsed JSON in as few passes as possible."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sigserve.codecs.base import Table
+from sigserve.errors import BadRequest
+
+
+def object_column(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array, even when the values are themselves lists."""
+    column = np.empty(len(values), dtype=object)
+    try:
+        column[:] = values
+    except (ValueError, TypeError):
+        for i, value in enumerate(values):
+            column[i] = value
+    return column
+
+
+def table_from_rows(rows: Any, labels: Sequence[Any] | None, what: str) -> Table:
+    """Rows (lists of cells) to columns. One C-level pass for scalar cells."""
+    if not isinstance(rows, list):
+        raise BadRequest(f"{what} must be a list of rows, got {type(rows).__name__}")
+    if not rows:
+        return Table({label: object_column([]) for label in labels or []}, 0)
+    if not all(isinstance(row, list) for row in rows[:1]):
+        return _single_column(rows, labels, what)
+    width = len(labels) if labels is not None else len(rows[0])
+    grid = _to_grid(rows, width, what)
+    names = list(labels) if labels is not None else list(range(width))
+    if len(set(names)) != len(names):
+        raise BadRequest(f"{what} has duplicate column names: {names}")
+    return Table({name: grid[:, j] for j, name in enumerate(names)}, len(rows))
+
+
+def _single_column(rows: list[Any], labels: Sequence[Any] | None, what: str) -> Table:
+    if labels is not None and len(labels) != 1:
+        raise BadRequest(
+            f"{what}: rows must be lists with one value per column ({len(labels)} columns), "
+            f"row 0 is {rows[0]!r}"
+        )
+    name = labels[0] if labels else 0
+    return Table({name: object_column(rows)}, len(rows))
+
+
+def _to_grid(rows: list[list[Any]], width: int, what: str) -> np.ndarray:
+    try:
+        grid = np.array(rows, dtype=object)
+    except ValueError:
+        grid = None
+    if grid is not None and grid.ndim == 2 and grid.shape[1] == width:
+        return grid
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            length = len(row) if isinstance(row, list) else "not a list"
+            raise BadRequest(f"{what}: row {i} has {length} values, expected {width}")
+    grid = np.empty((len(rows), width), dtype=object)
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            grid[i, j] = cell
+    return grid
+
+
+def table_from_records(records: Any, what: str) -> Table:
+    """Records (dicts) to columns, pivoted by pandas in C; a missing key is null in that row."""
+    if not isinstance(records, list):
+        kind = "dictionary" if isinstance(records, dict) else type(records).__name__
+        raise BadRequest(f"{what} must be a list of records, got {kind}")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise BadRequest(f"{what}: record {i} is {type(record).__name__}, expected an object")
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    return Table({name: frame[name].to_numpy() for name in frame.columns}, len(records))
+
+
+def table_from_column_dict(data: dict[str, Any], what: str) -> Table:
+    """`{"a": [..], "b": [..]}`, or one row of scalars `{"a": 1, "b": 2}`."""
+    if all(not isinstance(value, list) for value in data.values()):
+        return Table({key: object_column([value]) for key, value in data.items()}, 1)
+    lengths = {key: len(value) for key, value in data.items() if isinstance(value, list)}
+    n_rows = next(iter(lengths.values()))
+    if any(length != n_rows for length in lengths.values()):
+        raise BadRequest(f"{what}: columns have different lengths {lengths}")
+    return Table(
+        {
+            key: object_column(value if isinstance(value, list) else [value] * n_rows)
+            for key, value in data.items()
+        },
+        n_rows,
+    )

@@ -1,0 +1,66 @@
+"""Column-based signatures: match names (or positions), then convert each column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sigserve.codecs.base import Table
+from sigserve.enforce.complex import enforce_values
+from sigserve.enforce.values import Target, convert_typed, convert_untyped
+from sigserve.errors import SchemaError
+from sigserve.model.schema import ColSpec, DataType, Schema
+
+
+def enforce_columns(table: Table, schema: Schema) -> pd.DataFrame:
+    if schema.has_names:
+        selected = _match_named(table, schema)
+    else:
+        selected = _match_positional(table, schema)
+    columns = {
+        label: convert_column(table.columns[label], spec, table.typed, f"Column {label!r}")
+        for label, spec in selected
+    }
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.n_rows))
+
+
+def _match_named(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]:
+    missing = [name for name in schema.required_names if name not in table.columns]
+    if missing:
+        known = set(schema.names)
+        extra = [label for label in table.columns if label not in known]
+        note = f" Note that there were extra inputs: {extra}." if extra else ""
+        raise SchemaError(f"Model is missing inputs {missing}.{note}")
+    return [(spec.name, spec) for spec in schema.inputs if spec.name in table.columns]
+
+
+def _match_positional(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]:
+    labels = list(table.columns)
+    if len(labels) < len(schema.inputs):
+        raise SchemaError(
+            f"Model inference is missing inputs. The model signature declares {len(schema.inputs)} "
+            f"inputs but the provided value only has {len(labels)} inputs. Note: the inputs were "
+            "not named in the signature so only their count is checked."
+        )
+    return list(zip(labels, schema.inputs))
+
+
+def convert_column(values: Any, spec: ColSpec, typed: bool, what: str) -> Any:
+    if not isinstance(spec.type, DataType):
+        return enforce_values(_as_objects(values), spec.type, spec.required, what)
+    if typed:
+        return convert_typed(values, spec.type, what)
+    return convert_untyped(np.asarray(values), Target.of(spec.type), what)
+
+
+def _as_objects(values: Any) -> np.ndarray:
+    array = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    return array if array.dtype == object else array.astype(object)
+
+
+def frame_without_schema(table: Table) -> pd.DataFrame:
+    """No signature: pandas infers the types, as MLflow does."""
+    frame = pd.DataFrame(dict(table.columns), index=pd.RangeIndex(table.n_rows))
+    return frame if table.typed else frame.infer_objects()

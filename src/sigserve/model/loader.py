@@ -1,0 +1,64 @@
+"""Loading stage: a model directory in, a ready `LoadedModel` out."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sigserve.errors import ModelLoadError
+from sigserve.model.loaders import find_loader
+from sigserve.model.mlmodel import ModelMeta, read_mlmodel
+
+logger = logging.getLogger("sigserve.loader")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    meta: ModelMeta
+    impl: Any
+    predict_fn: Callable[..., Any]
+    accepts_params: bool
+    load_seconds: float
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
+        if self.accepts_params:
+            return self.predict_fn(model_input, params=params)
+        return self.predict_fn(model_input)
+
+
+def load_model(model_dir: str | Path) -> LoadedModel:
+    started = time.perf_counter()
+    meta = read_mlmodel(model_dir)
+    loader = find_loader(meta)
+    try:
+        impl = loader(meta)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Loading {meta.path} with loader_module {meta.loader_module!r} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    predict_fn = getattr(impl, meta.pyfunc.predict_fn, None)
+    if not callable(predict_fn):
+        raise ModelLoadError(
+            f"The model loaded by {meta.loader_module!r} has no method {meta.pyfunc.predict_fn!r}"
+        )
+    elapsed = time.perf_counter() - started
+    logger.info("loaded %s via %s in %.2fs", meta.path, meta.loader_module, elapsed)
+    return LoadedModel(meta, impl, predict_fn, _accepts_params(predict_fn), elapsed)
+
+
+def _accepts_params(fn: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "params" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

@@ -1,0 +1,1 @@
+"""Serving stage: the HTTP app and the process runner."""

@@ -1,0 +1,52 @@
+"""Running the app: one uvicorn process, or gunicorn with uvicorn workers forked after load."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+def request_timeout(flag: float | None) -> float:
+    if flag is not None:
+        return float(flag)
+    return float(os.environ.get("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
+
+
+def run_server(app: Starlette, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    if workers <= 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        return
+    _GunicornApp(app, {"bind": f"{host}:{port}", "workers": workers, "loglevel": log_level}).run()
+
+
+def _gunicorn_base() -> Any:
+    from gunicorn.app.base import BaseApplication
+
+    return BaseApplication
+
+
+class _GunicornApp(_gunicorn_base()):  # type: ignore[misc]
+    """The app object already holds the loaded model, so every forked worker shares it."""
+
+    def __init__(self, app: Starlette, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = {
+            "worker_class": "uvicorn.workers.UvicornWorker",
+            "preload_app": True,
+            "timeout": 0,
+            **options,
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Starlette:
+        return self.application
+

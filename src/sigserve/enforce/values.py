@@ -51,6 +51,7 @@ _SEMANTIC_TYPES = (DataType.string, DataType.binary, DataType.datetime)
 
 def _fail(what: str, index: int | None, value: Any, expected: str, hint: str = "") -> SchemaError:
     where = f"{what}, row {index}" if index is not None else what
+    value = value.item() if isinstance(value, np.generic) else value
     return SchemaError(f"{where}: value {value!r} cannot be converted to {expected}.{hint}")
 
 
@@ -60,12 +61,12 @@ def _first(mask: np.ndarray) -> int:
 
 def convert_untyped(values: np.ndarray, target: Target, what: str) -> np.ndarray:
     """JSON-like values to the target type, exactly or not at all."""
-    if target.semantic == "string" or target.dtype.kind in "OUS":
-        return _to_strings(values, target)
     if target.semantic == "binary":
         return _to_binary(values, what)
     if target.semantic == "datetime" or target.dtype.kind == "M":
         return _to_datetime(values, what, target)
+    if target.semantic == "string" or target.dtype.kind in "OUS":
+        return _to_strings(values, target)
     numbers = _to_numbers(values, target, what)
     if target.dtype.kind == "b":
         return _to_bool(values, numbers, what)
@@ -163,7 +164,8 @@ def _to_float(numbers: np.ndarray, target: Target, what: str) -> np.ndarray:
         if bad.any():
             index = _first(bad)
             raise _fail(what, index, numbers[index].item(), f"{target.label} without rounding")
-    converted = numbers.astype(target.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = numbers.astype(target.dtype)
     if target.dtype.itemsize < numbers.dtype.itemsize and numbers.dtype.kind == "f":
         overflow = np.isinf(converted) & np.isfinite(numbers)
         if overflow.any():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from sigserve.errors import ModelLoadError
@@ -13,12 +12,13 @@ EXTRA_HINT = "pip install 'sigserve[mlflow]'"
 
 def load(meta: ModelMeta) -> Any:
     """Return MLflow's flavor implementation, bypassing PyFuncModel's own schema enforcement."""
-    if importlib.util.find_spec("mlflow") is None:
+    try:
+        import mlflow.pyfunc
+    except ImportError:
         raise ModelLoadError(
             f"The model at {meta.path} uses loader_module {meta.loader_module!r}, which sigserve "
             f"has no native loader for; loading it needs MLflow: {EXTRA_HINT}"
-        )
-    import mlflow.pyfunc
+        ) from None
 
     try:
         pyfunc_model = mlflow.pyfunc.load_model(str(meta.path))

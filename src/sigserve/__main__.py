@@ -1,0 +1,5 @@
+import sys
+
+from sigserve.cli import main
+
+sys.exit(main())

@@ -1,0 +1,243 @@
+"""Test helpers: building real MLflow models, and running real sigserve processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+TESTS_DIR = Path(__file__).parent
+
+ALL_TYPES = [
+    ("i", "integer"), ("l", "long"), ("f", "float"), ("d", "double"),
+    ("s", "string"), ("b", "boolean"), ("t", "datetime"), ("y", "binary"),
+]
+
+
+REQUIREMENTS = ["mlflow", "pandas", "numpy"]
+SKLEARN_REQUIREMENTS = ["scikit-learn"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_models(root: Path) -> dict[str, Path]:
+    """Every model the suite uses, saved by the real MLflow."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+    from mlflow.types.schema import AnyType, Array, Map, Object, Property
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from models import pyfunc_models
+
+    paths: dict[str, Path] = {}
+    iris = load_iris(as_frame=True)
+    features, target = iris.data, iris.target
+    classifier = LogisticRegression(max_iter=500).fit(features, target)
+    signature = infer_signature(features, classifier.predict(features))
+
+    paths["sklearn_skops"] = root / "sklearn_skops"
+    mlflow.sklearn.save_model(classifier, paths["sklearn_skops"], signature=signature,
+                              input_example=features.iloc[:3], pip_requirements=SKLEARN_REQUIREMENTS)
+    paths["sklearn_pickle"] = root / "sklearn_pickle"
+    mlflow.sklearn.save_model(classifier, paths["sklearn_pickle"], signature=signature,
+                              serialization_format="pickle", pip_requirements=SKLEARN_REQUIREMENTS)
+    paths["sklearn_cloudpickle"] = root / "sklearn_cloudpickle"
+    mlflow.sklearn.save_model(classifier, paths["sklearn_cloudpickle"], signature=signature,
+                              serialization_format="cloudpickle", pyfunc_predict_fn="predict_proba",
+                              pip_requirements=SKLEARN_REQUIREMENTS)
+
+    echo_signature = ModelSignature(inputs=Schema([ColSpec(t, n) for n, t in ALL_TYPES]))
+    paths["echo"] = _save_pyfunc(root / "echo", pyfunc_models.Echo(), echo_signature)
+
+    optional = Schema([ColSpec("double", "x"), ColSpec("long", "k", required=False)])
+    paths["echo_optional"] = _save_pyfunc(root / "echo_optional", pyfunc_models.Echo(),
+                                          ModelSignature(inputs=optional))
+    unnamed = Schema([ColSpec("double"), ColSpec("long")])
+    paths["echo_unnamed"] = _save_pyfunc(root / "echo_unnamed", pyfunc_models.Echo(),
+                                         ModelSignature(inputs=unnamed))
+    complex_schema = Schema([
+        ColSpec(Array("double"), "vec"),
+        ColSpec(Object([Property("a", "long"), Property("b", "string", required=False)]), "obj"),
+        ColSpec(Map("long"), "counts"),
+        ColSpec(AnyType(), "anything"),
+    ])
+    paths["echo_complex"] = _save_pyfunc(root / "echo_complex", pyfunc_models.Echo(),
+                                         ModelSignature(inputs=complex_schema))
+    tensor = Schema([TensorSpec(np.dtype("float32"), (-1, 2, 2))])
+    paths["echo_tensor"] = _save_pyfunc(root / "echo_tensor", pyfunc_models.Echo(),
+                                        ModelSignature(inputs=tensor))
+    tensor_2d = Schema([TensorSpec(np.dtype("int64"), (-1, 3))])
+    paths["echo_tensor_2d"] = _save_pyfunc(root / "echo_tensor_2d", pyfunc_models.Echo(),
+                                           ModelSignature(inputs=tensor_2d))
+    named_tensors = Schema([TensorSpec(np.dtype("float64"), (-1, 2), "a"),
+                            TensorSpec(np.dtype("int32"), (-1,), "b")])
+    paths["echo_named_tensors"] = _save_pyfunc(root / "echo_named_tensors", pyfunc_models.Echo(),
+                                               ModelSignature(inputs=named_tensors))
+    params = ParamSchema([
+        ParamSpec("k", "long", 5), ParamSpec("temperature", "double", 0.5),
+        ParamSpec("flag", "boolean", False), ParamSpec("name", "string", "x"),
+        ParamSpec("ids", "long", [1, 2], shape=(-1,)), ParamSpec("when", "datetime", "2024-01-01T00:00:00"),
+    ])
+    paths["echo_params"] = _save_pyfunc(
+        root / "echo_params", pyfunc_models.Echo(),
+        ModelSignature(inputs=Schema([ColSpec("double", "x")]), params=params),
+    )
+    paths["echo_nosig"] = root / "echo_nosig"
+    mlflow.pyfunc.save_model(paths["echo_nosig"], python_model=pyfunc_models.Echo(),
+                             code_paths=[str(TESTS_DIR / "models")], pip_requirements=REQUIREMENTS)
+    one_column = Schema([ColSpec("double", "x")])
+    paths["slow"] = _save_pyfunc(root / "slow", pyfunc_models.Slow(), ModelSignature(inputs=one_column))
+    paths["fails"] = _save_pyfunc(root / "fails", pyfunc_models.Fails(), ModelSignature(inputs=one_column))
+    paths["series_out"] = _save_pyfunc(root / "series_out", pyfunc_models.SeriesOut(),
+                                       ModelSignature(inputs=one_column))
+
+    weights = root / "linear_weights.json"
+    weights.write_text(json.dumps([1.0, 2.0, -1.0]))
+    paths["custom_loader"] = root / "custom_loader"
+    mlflow.pyfunc.save_model(
+        paths["custom_loader"], loader_module="sigtest_linear", data_path=str(weights),
+        code_paths=[str(TESTS_DIR / "models" / "custom_loader" / "sigtest_linear.py")],
+        pip_requirements=["numpy"],
+        signature=ModelSignature(
+            inputs=Schema([ColSpec("double", n) for n in ("a", "b", "c")]),
+            params=ParamSchema([ParamSpec("scale", "double", 1.0)]),
+        ),
+    )
+    return paths
+
+
+def _save_pyfunc(path: Path, python_model: Any, signature: Any) -> Path:
+    import mlflow.pyfunc
+
+    mlflow.pyfunc.save_model(path, python_model=python_model, signature=signature,
+                             code_paths=[str(TESTS_DIR / "models")], pip_requirements=REQUIREMENTS)
+    return path
+
+
+class SigserveServer:
+    """A real `sigserve serve` process on a free loopback port."""
+
+    def __init__(self, model_path: Path | str, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.model_path = str(model_path)
+        self.extra = list(extra)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sigserve-test-{self.port}.log"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "sigserve", "serve", "-m", self.model_path,
+                "-h", "127.0.0.1", "-p", str(self.port), *self.extra]
+
+    def start(self, timeout: float = 60.0) -> "SigserveServer":
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                        env=self.env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/ping", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not answer /ping within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def post(self, body: Any, content_type: str = "application/json", **kwargs: Any) -> httpx.Response:
+        content = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return httpx.post(self.url + "/invocations", content=content,
+                          headers={"Content-Type": content_type}, timeout=kwargs.pop("timeout", 30.0), **kwargs)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def __enter__(self) -> "SigserveServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class MlflowScorer:
+    """MLflow's own scoring function on the same model: the reference for verdicts."""
+
+    def __init__(self, model_path: Path) -> None:
+        import mlflow.pyfunc
+
+        self.model = mlflow.pyfunc.load_model(str(model_path))
+        self.schema = self.model.metadata.get_input_schema()
+
+    def score(self, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
+        from mlflow.exceptions import MlflowException
+        from mlflow.pyfunc.scoring_server import invocations
+
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        try:
+            result = invocations(data, content_type, self.model, self.schema)
+        except MlflowException as exc:
+            return exc.get_http_status_code(), exc.message
+        if result.status != 200:
+            return result.status, result.response
+        return 200, json.loads(result.response)
+
+
+def mlflow_cli() -> str:
+    return shutil.which("mlflow") or f"{sys.executable} -m mlflow"
+
+
+def frame_to_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def same_json(left: Any, right: Any, rel: float = 1e-9) -> bool:
+    """Structural equality for decoded JSON, with floats compared to a relative tolerance."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(same_json(left[k], right[k], rel) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(same_json(a, b, rel) for a, b in zip(left, right))
+    if isinstance(left, float) or isinstance(right, float):
+        if isinstance(left, bool) or isinstance(right, bool) or left is None or right is None:
+            return left == right
+        if not isinstance(left, (int, float)) or not isinstance(right, (int, float)):
+            return False
+        return left == right or abs(left - right) <= rel * max(abs(left), abs(right))
+    return left == right

@@ -241,3 +241,18 @@ def same_json(left: Any, right: Any, rel: float = 1e-9) -> bool:
             return False
         return left == right or abs(left - right) <= rel * max(abs(left), abs(right))
     return left == right
+
+
+BLOCK_MLFLOW = "import sys; sys.modules['mlflow'] = None; from sigserve.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+class SigserveWithoutMlflow(SigserveServer):
+    """sigserve in a process where `import mlflow` fails, as on a serving host without MLflow."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", BLOCK_MLFLOW, *super().command()[3:]]
+
+
+def run_cli(*args: str, stdin: bytes | None = None, without_mlflow: bool = False) -> subprocess.CompletedProcess[bytes]:
+    prefix = [sys.executable, "-c", BLOCK_MLFLOW] if without_mlflow else [sys.executable, "-m", "sigserve"]
+    return subprocess.run([*prefix, *args], input=stdin, capture_output=True, timeout=120)

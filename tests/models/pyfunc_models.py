@@ -50,8 +50,12 @@ class Echo(mlflow.pyfunc.PythonModel):
 
 class Slow(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
+        import os
         import time
 
+        marker = os.environ.get("SIGSERVE_TEST_STARTED_MARKER")
+        if marker:
+            open(marker, "w").close()
         time.sleep(float(model_input.iloc[0, 0]))
         return np.zeros(len(model_input))
 

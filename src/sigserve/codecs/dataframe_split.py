@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sigserve.codecs.base import ModelData
+from sigserve.codecs.base import ModelData, Table
+from sigserve.codecs.numeric_grid import NumericGrid
 from sigserve.codecs.tables import table_from_rows
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
@@ -27,7 +28,11 @@ class DataframeSplitDecoder:
         columns = value.get("columns")
         if columns is not None and not isinstance(columns, list):
             raise BadRequest(f"dataframe_split.columns must be a list, got {type(columns).__name__}")
-        table = table_from_rows(value["data"], columns, "dataframe_split.data")
+        data = value["data"]
+        if isinstance(data, NumericGrid):
+            table = table_from_grid(data, columns)
+        else:
+            table = table_from_rows(data, columns, "dataframe_split.data")
         index = value.get("index")
         if index is not None and (not isinstance(index, list) or len(index) != table.n_rows):
             raise BadRequest(
@@ -35,3 +40,14 @@ class DataframeSplitDecoder:
                 f"entries for {table.n_rows} rows"
             )
         return table
+
+
+def table_from_grid(grid: NumericGrid, columns: list[Any] | None) -> Table:
+    names = list(range(len(grid.columns))) if columns is None else columns
+    if len(names) != len(grid.columns):
+        raise BadRequest(
+            f"dataframe_split: {len(names)} column names for rows of {len(grid.columns)} values"
+        )
+    if len(set(names)) != len(names):
+        raise BadRequest(f"dataframe_split has duplicate column names: {names}")
+    return Table(dict(zip(names, grid.columns)), grid.n_rows)

@@ -12,6 +12,7 @@ from sigserve.codecs.dataframe_records import DataframeRecordsDecoder
 from sigserve.codecs.dataframe_split import DataframeSplitDecoder
 from sigserve.codecs.instances import InstancesDecoder
 from sigserve.codecs.inputs import InputsDecoder
+from sigserve.codecs.numeric_grid import parse_with_numeric_grid
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 
@@ -42,7 +43,7 @@ class JsonDecoder:
     media_type = "application/json"
 
     def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded:
-        document = parse_json(body)
+        document = parse_with_numeric_grid(body) or parse_json(body)
         seed_format = params.get("format")
         if seed_format is not None:
             field = SEED_FORMAT_FIELDS[seed_format]

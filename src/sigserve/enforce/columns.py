@@ -23,7 +23,18 @@ def enforce_columns(table: Table, schema: Schema) -> pd.DataFrame:
         label: convert_column(table.columns[label], spec, table.typed, f"Column {label!r}")
         for label, spec in selected
     }
-    return pd.DataFrame(columns, index=pd.RangeIndex(table.n_rows))
+    return build_frame(columns, table.n_rows)
+
+
+def build_frame(columns: dict[Any, Any], n_rows: int) -> pd.DataFrame:
+    """One 2-D block when every column shares a numeric dtype: far cheaper than a dict of columns."""
+    arrays = list(columns.values())
+    index = pd.RangeIndex(n_rows)
+    if arrays and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays):
+        dtype = arrays[0].dtype
+        if all(a.dtype == dtype for a in arrays):
+            return pd.DataFrame(np.column_stack(arrays), columns=list(columns), index=index, copy=False)
+    return pd.DataFrame(columns, index=index)
 
 
 def _match_named(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]:

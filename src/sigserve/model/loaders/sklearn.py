@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from typing import Any
+
+import pandas as pd
 
 from sigserve.errors import ModelLoadError
 from sigserve.model.mlmodel import ModelMeta
@@ -13,6 +16,60 @@ EXTRA_HINT = "install it with: pip install 'sigserve[sklearn]'"
 
 
 def load(meta: ModelMeta) -> Any:
+    return SklearnModel(_load_estimator(meta))
+
+
+class SklearnModel:
+    """`mlflow.sklearn`'s pyfunc wrapper: `predict(data)` plus the custom predict functions.
+
+    For a plain estimator (not a pipeline or column transformer) given an all-numeric frame whose
+    columns are exactly `feature_names_in_`, the values are handed over as one array: the frame
+    was already checked against the signature, and sklearn's per-call DataFrame validation costs
+    several times the prediction itself.
+    """
+
+    _CUSTOM_PREDICT_FNS = ("predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self._feature_names = _plain_feature_names(estimator)
+        for name in self._CUSTOM_PREDICT_FNS:
+            method = getattr(estimator, name, None)
+            if method is not None:
+                setattr(self, name, self._with_fast_input(method))
+        self.predict = self._with_fast_input(estimator.predict)
+
+    def get_raw_model(self) -> Any:
+        return self.estimator
+
+    def _with_fast_input(self, method: Any) -> Any:
+        if self._feature_names is None:
+            return method
+
+        def call(data: Any, params: dict[str, Any] | None = None) -> Any:
+            return method(self._as_array(data))
+
+        return call
+
+    def _as_array(self, data: Any) -> Any:
+        if (
+            isinstance(data, pd.DataFrame)
+            and list(data.columns) == self._feature_names
+            and all(dtype.kind in "iuf" for dtype in data.dtypes)
+        ):
+            return data.to_numpy()
+        return data
+
+
+def _plain_feature_names(estimator: Any) -> list[str] | None:
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None or hasattr(estimator, "steps") or hasattr(estimator, "transformers"):
+        return None
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    return [str(name) for name in names]
+
+
+def _load_estimator(meta: ModelMeta) -> Any:
     flavor = meta.flavors.get("sklearn", {})
     file_name = meta.pyfunc.data or flavor.get("pickled_model")
     if not file_name:

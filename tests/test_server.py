@@ -1,0 +1,142 @@
+"""The HTTP surface of a real `sigserve serve` process: endpoints, errors, timeouts, workers."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from helpers import SigserveServer
+
+import sigserve
+
+SPLIT_ONE = {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}
+
+
+@pytest.fixture(scope="module")
+def echo(models, server_factory) -> SigserveServer:
+    return server_factory(models["echo"])
+
+
+def test_health_endpoints_and_version(echo: SigserveServer) -> None:
+    for path in ("/ping", "/health"):
+        response = httpx.get(echo.url + path)
+        assert response.status_code == 200
+    assert httpx.get(echo.url + "/version").text == sigserve.__version__
+
+
+def test_metadata_reports_the_signature(echo: SigserveServer) -> None:
+    body = httpx.get(echo.url + "/metadata").json()
+    assert body["loader_module"] == "mlflow.pyfunc.model"
+    assert '"name": "i"' in body["signature"]["inputs"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/xml", "text/plain", "application/json; charset=latin-1", "application/json; foo=1",
+     "text/csv; format=pandas-split"],
+)
+def test_unsupported_content_types_are_415(echo: SigserveServer, content_type: str) -> None:
+    response = echo.post(b"{}", content_type)
+    assert response.status_code == 415
+    assert response.json()["message"]
+
+
+def test_missing_content_type_is_415(echo: SigserveServer) -> None:
+    response = httpx.post(echo.url + "/invocations", content=b"{}")
+    assert response.status_code == 415
+
+
+def test_malformed_json_names_the_position(echo: SigserveServer) -> None:
+    response = echo.post(b'{"dataframe_split": {"data": [[1, 2]}')
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error_code"] == "BAD_REQUEST"
+    assert "line 1 column" in body["message"]
+    assert "stack_trace" not in body and "Traceback" not in response.text
+
+
+def test_refusal_names_column_row_and_value(echo: SigserveServer) -> None:
+    rows = [[1, 2, 1.5, 2.5, "x", True, "2020-01-01", "aGk="]] * 3
+    rows.append([7, 2, 1.5, "oops", "x", True, "2020-01-01", "aGk="])
+    body = {"dataframe_split": {"columns": ["i", "l", "f", "d", "s", "b", "t", "y"], "data": rows}}
+    response = echo.post(body)
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert "'d'" in message and "row 3" in message and "'oops'" in message and "double" in message
+
+
+def test_model_exception_is_400_and_the_server_keeps_serving(models, server_factory) -> None:
+    server = server_factory(models["fails"])
+    response = server.post(SPLIT_ONE)
+    assert response.status_code == 400
+    assert "this model always fails" in response.json()["message"]
+    assert "Traceback" not in response.text
+    assert httpx.get(server.url + "/ping").status_code == 200
+    assert server.post(SPLIT_ONE).status_code == 400
+
+
+def test_ping_answers_while_a_slow_prediction_runs(models, tmp_path) -> None:
+    marker = tmp_path / "prediction-started"
+    with SigserveServer(models["slow"], env={"SIGSERVE_TEST_STARTED_MARKER": str(marker)}) as server:
+        _ping_during_slow_prediction(server, marker)
+
+
+def _ping_during_slow_prediction(server: SigserveServer, marker) -> None:
+    finished = threading.Event()
+    results: list[int] = []
+
+    def slow_request() -> None:
+        results.append(server.post({"dataframe_split": {"columns": ["x"], "data": [[3.0]]}}).status_code)
+        finished.set()
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    try:
+        assert _wait_for(marker), "the slow prediction never started"
+        assert httpx.get(server.url + "/ping", timeout=10).status_code == 200
+        assert not finished.is_set(), "/ping only answered after the slow prediction"
+    finally:
+        worker.join()
+    assert results == [200]
+
+
+def _wait_for(marker) -> bool:
+    import time
+
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return marker.exists()
+
+
+def test_request_timeout_is_504_and_the_server_recovers(models) -> None:
+    with SigserveServer(models["slow"], "-t", "1") as server:
+        response = server.post({"dataframe_split": {"columns": ["x"], "data": [[4.0]]}})
+        assert response.status_code == 504
+        assert response.json()["error_code"] == "TIMEOUT"
+        quick = server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}})
+        assert quick.status_code == 200
+
+
+def test_timeout_from_mlflow_environment_variable(models) -> None:
+    env = {"MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "1"}
+    with SigserveServer(models["slow"], env=env) as server:
+        response = server.post({"dataframe_split": {"columns": ["x"], "data": [[3.0]]}})
+        assert response.status_code == 504
+
+
+def test_several_workers_serve_under_gunicorn(models) -> None:
+    with SigserveServer(models["sklearn_skops"], "-w", "2") as server:
+        body = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)",
+                                                "petal length (cm)", "petal width (cm)"],
+                                    "data": [[5.1, 3.5, 1.4, 0.2]]}}
+        answers = {server.post(body).text for _ in range(20)}
+        assert answers == {'{"predictions":[0]}'}
+        assert "gunicorn" in server.log().lower() or "Booting worker" in server.log()
+
+
+def test_unknown_route_and_method(echo: SigserveServer) -> None:
+    assert httpx.get(echo.url + "/nope").status_code == 404
+    assert httpx.get(echo.url + "/invocations").status_code == 405

@@ -140,3 +140,16 @@ def test_several_workers_serve_under_gunicorn(models) -> None:
 def test_unknown_route_and_method(echo: SigserveServer) -> None:
     assert httpx.get(echo.url + "/nope").status_code == 404
     assert httpx.get(echo.url + "/invocations").status_code == 405
+
+
+def test_inline_policy_needs_a_fast_streak_and_one_slow_request_resets_it() -> None:
+    from sigserve.server.app import InlinePolicy
+
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.WARMUP - 1):
+        policy.record(InlinePolicy.MAX_SECONDS / 10)
+    assert not policy.allowed()
+    policy.record(InlinePolicy.MAX_SECONDS / 10)
+    assert policy.allowed()
+    policy.record(InlinePolicy.MAX_SECONDS * 5)
+    assert not policy.allowed()

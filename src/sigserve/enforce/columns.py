@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,15 @@ def build_frame(columns: dict[Any, Any], n_rows: int) -> pd.DataFrame:
     if arrays and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays):
         dtype = arrays[0].dtype
         if all(a.dtype == dtype for a in arrays):
-            return pd.DataFrame(np.column_stack(arrays), columns=list(columns), index=index, copy=False)
+            labels = _column_index(tuple(columns))
+            return pd.DataFrame(np.column_stack(arrays), columns=labels, index=index, copy=False)
     return pd.DataFrame(columns, index=index)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(labels: tuple[Any, ...]) -> pd.Index:
+    """Building a string Index costs more than the frame itself; requests reuse a few."""
+    return pd.Index(labels)
 
 
 def _match_named(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]:

@@ -1,14 +1,21 @@
-"""The Starlette app: MLflow's endpoints, with typed errors mapped to HTTP here and only here."""
+"""The HTTP app: MLflow's endpoints, with typed errors mapped to HTTP here and only here.
+
+`POST /invocations` is served by a bare ASGI handler in front of Starlette: on small requests
+the routing and middleware layers cost as much as scoring itself. Everything else is Starlette.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from sigserve import __version__
 from sigserve.encode import encode_json
@@ -18,42 +25,116 @@ from sigserve.scoring import Scorer
 logger = logging.getLogger("sigserve.server")
 
 JSON = "application/json"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def error_response(error: SigserveError) -> Response:
-    body = encode_json({"error_code": error.error_code, "message": error.message})
-    return Response(body, status_code=error.status_code, media_type=JSON)
+def error_body(error: Exception) -> tuple[int, bytes]:
+    """The one mapping from exceptions to HTTP status and body."""
+    if isinstance(error, SigserveError):
+        return error.status_code, encode_json({"error_code": error.error_code, "message": error.message})
+    logger.error("unhandled error", exc_info=error)
+    return 500, encode_json({"error_code": "INTERNAL_ERROR", "message": "Internal server error"})
 
 
-async def _handle_sigserve_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SigserveError)
-    return error_response(exc)
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    status, body = error_body(exc)
+    return Response(body, status_code=status, media_type=JSON)
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s", request.url.path)
-    body = encode_json({"error_code": "INTERNAL_ERROR", "message": "Internal server error"})
-    return Response(body, status_code=500, media_type=JSON)
+class ScoringApp:
+    """ASGI entry point: the scoring route directly, the rest through Starlette."""
+
+    def __init__(self, scorer: Scorer, timeout_seconds: float | None = None) -> None:
+        self.scorer = scorer
+        self.timeout_seconds = timeout_seconds
+        self.inline = InlinePolicy()
+        self.routes = _starlette_routes(scorer)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/invocations" and scope["method"] == "POST":
+            await self.invocations(scope, receive, send)
+        else:
+            await self.routes(scope, receive, send)
+
+    async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await _read_body(receive)
+            payload = await self._score(_header(scope, b"content-type"), body)
+            status = 200
+        except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
+            status, payload = error_body(exc)
+        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _score(self, content_type: str | None, body: bytes) -> bytes:
+        small = len(body) <= InlinePolicy.MAX_BODY_BYTES
+        started = time.perf_counter()
+        try:
+            if small and self.inline.allowed():
+                return self.scorer.score(content_type, body)
+            return await self._score_in_thread(content_type, body)
+        finally:
+            if small:
+                self.inline.record(time.perf_counter() - started)
+
+    async def _score_in_thread(self, content_type: str | None, body: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(None, self.scorer.score, content_type, body)
+        try:
+            return await asyncio.wait_for(work, self.timeout_seconds)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise PredictionTimeout(
+                f"Request processing time exceeded the limit of {self.timeout_seconds:g}s"
+            ) from None
 
 
-def create_app(scorer: Scorer, timeout_seconds: float | None = None) -> Starlette:
+class InlinePolicy:
+    """Score small requests on the event loop once the model has proved fast on them.
+
+    Handing a sub-millisecond request to a thread costs a fifth of its time in GIL hand-offs.
+    A small request runs inline only after `WARMUP` consecutive small requests each took under
+    `MAX_SECONDS`; one slower request sends small requests back to threads, so a slow model
+    never holds the event loop (and `/ping`) for more than one request.
+    """
+
+    MAX_BODY_BYTES = 16 * 1024
+    MAX_SECONDS = 0.002
+    WARMUP = 16
+
+    def __init__(self) -> None:
+        self.fast_streak = 0
+
+    def allowed(self) -> bool:
+        return self.fast_streak >= self.WARMUP
+
+    def record(self, seconds: float) -> None:
+        self.fast_streak = self.fast_streak + 1 if seconds <= self.MAX_SECONDS else 0
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client disconnected")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _starlette_routes(scorer: Scorer) -> Starlette:
     async def ping(request: Request) -> Response:
         return Response("\n", media_type=JSON)
 
     async def version(request: Request) -> Response:
         return PlainTextResponse(__version__)
-
-    async def invocations(request: Request) -> Response:
-        body = await request.body()
-        content_type = request.headers.get("content-type")
-        work = asyncio.get_running_loop().run_in_executor(None, scorer.score, content_type, body)
-        try:
-            payload = await asyncio.wait_for(work, timeout_seconds)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise PredictionTimeout(
-                f"Request processing time exceeded the limit of {timeout_seconds:g}s"
-            ) from None
-        return Response(payload, media_type=JSON)
 
     async def metadata(request: Request) -> Response:
         meta = scorer.model.meta
@@ -65,13 +146,20 @@ def create_app(scorer: Scorer, timeout_seconds: float | None = None) -> Starlett
             }
         )
 
+    async def invocations_method_not_allowed(request: Request) -> Response:
+        return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
+
     return Starlette(
         routes=[
             Route("/ping", ping, methods=["GET"]),
             Route("/health", ping, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             Route("/metadata", metadata, methods=["GET"]),
-            Route("/invocations", invocations, methods=["POST"]),
+            Route("/invocations", invocations_method_not_allowed),
         ],
-        exception_handlers={SigserveError: _handle_sigserve_error, Exception: _handle_unexpected},
+        exception_handlers={SigserveError: _starlette_error, Exception: _starlette_error},
     )
+
+
+def create_app(scorer: Scorer, timeout_seconds: float | None = None) -> Any:
+    return ScoringApp(scorer, timeout_seconds)

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
+from sigserve.server.app import ScoringApp
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
@@ -17,9 +17,9 @@ def request_timeout(flag: float | None) -> float:
     return float(os.environ.get("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
 
 
-def run_server(app: Starlette, host: str, port: int, workers: int, log_level: str = "info") -> None:
+def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: str = "info") -> None:
     if workers <= 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
         return
     _GunicornApp(app, {"bind": f"{host}:{port}", "workers": workers, "loglevel": log_level}).run()
 
@@ -33,7 +33,7 @@ def _gunicorn_base() -> Any:
 class _GunicornApp(_gunicorn_base()):  # type: ignore[misc]
     """The app object already holds the loaded model, so every forked worker shares it."""
 
-    def __init__(self, app: Starlette, options: dict[str, Any]) -> None:
+    def __init__(self, app: ScoringApp, options: dict[str, Any]) -> None:
         self.application = app
         self.options = {
             "worker_class": "uvicorn.workers.UvicornWorker",
@@ -47,6 +47,6 @@ class _GunicornApp(_gunicorn_base()):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Starlette:
+    def load(self) -> ScoringApp:
         return self.application
 

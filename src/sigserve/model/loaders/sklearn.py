@@ -52,21 +52,19 @@ class SklearnModel:
         return call
 
     def _as_array(self, data: Any) -> Any:
-        if (
-            isinstance(data, pd.DataFrame)
-            and list(data.columns) == self._feature_names
-            and all(dtype.kind in "iuf" for dtype in data.dtypes)
-        ):
-            return data.to_numpy()
+        if isinstance(data, pd.DataFrame) and data.columns.equals(self._feature_names):
+            values = data.to_numpy()
+            if values.dtype.kind in "iuf":  # any non-numeric column makes it object
+                return values
         return data
 
 
-def _plain_feature_names(estimator: Any) -> list[str] | None:
+def _plain_feature_names(estimator: Any) -> pd.Index | None:
     names = getattr(estimator, "feature_names_in_", None)
     if names is None or hasattr(estimator, "steps") or hasattr(estimator, "transformers"):
         return None
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
-    return [str(name) for name in names]
+    return pd.Index([str(name) for name in names])
 
 
 def _load_estimator(meta: ModelMeta) -> Any:

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-MIN_DATA_BYTES = 16 * 1024
+MIN_DATA_BYTES = 128 * 1024
 _DATA_ARRAY = re.compile(rb'"data"\s*:\s*(\[[\d\s.,eE+\-\[\]]*\])')
 _ROW_BREAK = re.compile(rb"\],\[")
 _WHITESPACE = b" \t\r\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -48,7 +49,15 @@ class CsvDecoder:
 
 
 def arrow_table(table: pa.Table) -> Table:
-    columns = {name: table.column(name).to_pandas() for name in table.column_names}
+    columns = {name: _column_values(table.column(name)) for name in table.column_names}
     if len(columns) != table.num_columns:
         raise BadRequest(f"Duplicate column names: {table.column_names}")
     return Table(columns, table.num_rows, typed=True)
+
+
+def _column_values(column: pa.ChunkedArray) -> Any:
+    """Plain numpy for null-free numbers and booleans (cheap); pandas for everything else."""
+    kind = column.type
+    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return column.to_numpy()
+    return column.to_pandas()

@@ -68,15 +68,35 @@ def _to_grid(rows: list[list[Any]], width: int, what: str) -> np.ndarray:
 
 
 def table_from_records(records: Any, what: str) -> Table:
-    """Records (dicts) to columns, pivoted by pandas in C; a missing key is null in that row."""
+    """Records (dicts) to columns; a key missing from a record is null in that row."""
     if not isinstance(records, list):
         kind = "dictionary" if isinstance(records, dict) else type(records).__name__
         raise BadRequest(f"{what} must be a list of records, got {kind}")
-    for i, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise BadRequest(f"{what}: record {i} is {type(record).__name__}, expected an object")
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    return Table({name: frame[name].to_numpy() for name in frame.columns}, len(records))
+    if not records:
+        return Table({}, 0)
+    columns = _pivot_uniform_records(records)
+    if columns is None:
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise BadRequest(f"{what}: record {i} is {type(record).__name__}, expected an object")
+        frame = pd.DataFrame.from_records(records)
+        columns = {name: frame[name].to_numpy() for name in frame.columns}
+    return Table({key: object_column(values) for key, values in columns.items()}, len(records))
+
+
+def _pivot_uniform_records(records: list[Any]) -> dict[Any, Any] | None:
+    """The usual case, every record with the same keys: one list comprehension per column."""
+    first = records[0]
+    if not isinstance(first, dict) or set(map(_size, records)) != {len(first)}:
+        return None
+    try:
+        return {key: [record[key] for record in records] for key in first}
+    except (KeyError, TypeError):
+        return None
+
+
+def _size(record: Any) -> int:
+    return len(record) if isinstance(record, dict) else -1
 
 
 def table_from_column_dict(data: dict[str, Any], what: str) -> Table:

@@ -40,7 +40,7 @@ class BodyDecoder(Protocol):
 
     media_type: str
 
-    def decode(self, body: bytes, schema: Schema | None) -> Decoded: ...
+    def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded: ...
 
 
 class JsonFieldDecoder(Protocol):

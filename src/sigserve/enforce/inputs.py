@@ -7,7 +7,12 @@ from typing import Any
 import numpy as np
 
 from sigserve.codecs.base import ModelData, Table
-from sigserve.codecs.tables import table_from_column_dict, table_from_records, table_from_rows
+from sigserve.codecs.tables import (
+    object_column,
+    table_from_column_dict,
+    table_from_records,
+    table_from_rows,
+)
 from sigserve.enforce.columns import enforce_columns, frame_without_schema
 from sigserve.enforce.tensors import enforce_tensors
 from sigserve.model.schema import ColSpec, Schema
@@ -33,7 +38,7 @@ def nested_to_table(value: Any, schema: Schema) -> Table:
         if value and all(isinstance(item, dict) for item in value):
             return table_from_records(value, what)
         if schema.has_names and len(schema.inputs) == 1:
-            return table_from_rows([[item] for item in value], schema.names, what)
+            return Table({schema.names[0]: object_column(value)}, len(value))
         return table_from_rows(value, None, what)
     return table_from_rows([[value]], None, what)
 

@@ -29,6 +29,9 @@ class DataType(enum.Enum):
     def numpy_dtype(self) -> np.dtype:
         return _NUMPY_DTYPES[self]
 
+    def describe(self) -> str:
+        return self.value
+
 
 _NUMPY_DTYPES = {
     DataType.boolean: np.dtype(np.bool_),
@@ -79,12 +82,6 @@ class AnyType:
     def describe(self) -> str:
         return "Any"
 
-
-def _describe_datatype(self: DataType) -> str:
-    return self.value
-
-
-DataType.describe = _describe_datatype  # type: ignore[attr-defined]
 
 ValueType = Union[DataType, ArrayType, ObjectType, MapType, AnyType]
 

@@ -5,6 +5,9 @@ encoded as dataframe_split, dataframe_records, instances, inputs, CSV and Parque
 and enforced result must equal the one from dataframe_split (same columns, dtypes and values,
 doubles compared exactly), which must itself equal the original frame.
 
+`dataframe_split_large` is the same document with its `data` array padded with whitespace past
+the size where the numeric-grid fast path (pyarrow reading the array as CSV) takes over.
+
 Also: junk bodies never raise anything but a SigserveError.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -21,8 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sigserve.codecs import decode
+from sigserve.codecs import numeric_grid
 from sigserve.enforce import enforce_input, enforce_params
-from sigserve.errors import SigserveError
+from sigserve.errors import BadRequest, SchemaError, SigserveError
 from sigserve.model.schema import Schema, parse_params, parse_schema
 
 JSON = "application/json"
@@ -38,6 +43,7 @@ STRING_ALPHABET = "abcdefxyzABCXYZ0123456789 ,.;:'\"-_+é"
 PROPERTY_SETTINGS = settings(
     max_examples=60,
     deadline=None,
+    database=None,  # no example database: every run starts fresh
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -50,7 +56,9 @@ VALUES = {
 
 
 @st.composite
-def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, Schema]:
+def frames(
+    draw: st.DrawFn, kinds: tuple[str, ...] = KINDS, min_rows: int = 1, nulls: bool = False
+) -> tuple[pd.DataFrame, Schema]:
     names = draw(
         st.lists(
             st.text(alphabet="abcxyz_", min_size=1, max_size=6),
@@ -59,25 +67,32 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, Schema]:
             unique=True,
         )
     )
-    kinds = [draw(st.sampled_from(KINDS)) for _ in names]
-    n_rows = draw(st.integers(min_value=1, max_value=30))
+    column_kinds = [draw(st.sampled_from(kinds)) for _ in names]
+    n_rows = draw(st.integers(min_value=min_rows, max_value=30))
     data = {
         name: pd.Series(
-            draw(st.lists(VALUES[kind], min_size=n_rows, max_size=n_rows)),
-            dtype=PANDAS_DTYPES[kind],
+            draw(st.lists((st.none() | VALUES[kind]) if nulls else VALUES[kind], min_size=n_rows, max_size=n_rows)),
+            dtype="Int64" if nulls and kind == "long" else PANDAS_DTYPES[kind],
         )
-        for name, kind in zip(names, kinds)
+        for name, kind in zip(names, column_kinds)
     }
     frame = pd.DataFrame(data)
-    signature = [{"type": kind, "name": name, "required": True} for name, kind in zip(names, kinds)]
+    signature = [{"type": kind, "name": name, "required": True} for name, kind in zip(names, column_kinds)]
     schema = parse_schema(json.dumps(signature))
     assert schema is not None
     return frame, schema
 
 
 def python_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
-    """Plain Python scalars (never numpy ones), so json.dumps writes every value exactly."""
-    return {name: frame[name].tolist() for name in frame.columns}
+    """Plain Python scalars (never numpy ones), so json.dumps writes every value exactly; a
+    missing value (NaN in a double or pandas string column) is sent as JSON null."""
+    return {name: [_json_scalar(v) for v in frame[name].tolist()] for name in frame.columns}
+
+
+def _json_scalar(value: Any) -> Any:
+    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
 
 
 def python_rows(frame: pd.DataFrame) -> list[list[Any]]:
@@ -93,9 +108,22 @@ def json_body(document: Any) -> tuple[str, bytes]:
     return JSON, json.dumps(document, allow_nan=False).encode()
 
 
+# Whitespace inside `data` counts towards the fast path's size threshold but not towards the data.
+LARGE_PADDING = " " * (getattr(numeric_grid, "MIN_DATA_BYTES", 256 * 1024) + 1024)
+
+
+def large_split_body(frame: pd.DataFrame) -> tuple[str, bytes]:
+    data = json.dumps(python_rows(frame), allow_nan=False)
+    columns = json.dumps(list(frame.columns))
+    body = '{"dataframe_split": {"columns": %s, "data": %s%s]}}' % (columns, data[:-1], LARGE_PADDING)
+    return JSON, body.encode()
+
+
 def encode(frame: pd.DataFrame, fmt: str) -> tuple[str, bytes]:
     if fmt == "dataframe_split":
         return json_body({"dataframe_split": {"columns": list(frame.columns), "data": python_rows(frame)}})
+    if fmt == "dataframe_split_large":
+        return large_split_body(frame)
     if fmt == "dataframe_records":
         return json_body({"dataframe_records": python_records(frame)})
     if fmt == "instances":
@@ -111,7 +139,15 @@ def encode(frame: pd.DataFrame, fmt: str) -> tuple[str, bytes]:
     raise AssertionError(fmt)
 
 
-FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs", "csv", "parquet")
+FORMATS = (
+    "dataframe_split",
+    "dataframe_split_large",
+    "dataframe_records",
+    "instances",
+    "inputs",
+    "csv",
+    "parquet",
+)
 
 
 def decode_and_enforce(frame: pd.DataFrame, schema: Schema, fmt: str) -> pd.DataFrame:
@@ -163,6 +199,34 @@ def test_column_order_follows_the_signature(case: tuple[pd.DataFrame, Schema], d
     assert_same_frame(decode_and_enforce(shuffled, schema, fmt), expected, fmt)
 
 
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "dataframe_split"])
+@settings(PROPERTY_SETTINGS, max_examples=25)
+@given(case=frames(kinds=("double", "string", "long"), nulls=True))
+def test_nulls_in_double_and_string_columns_agree_across_formats(fmt: str, case: tuple[pd.DataFrame, Schema]) -> None:
+    """Missing doubles are NaN and missing strings are missing, whatever the format (a null in
+    a long column is refused by every format alike)."""
+    frame, schema = case
+    try:
+        expected = decode_and_enforce(frame, schema, "dataframe_split")
+    except SchemaError as exc:
+        assert "missing values" in exc.message
+        with pytest.raises(SchemaError, match="missing values"):
+            decode_and_enforce(frame, schema, fmt)
+        return
+    assert_same_frame(decode_and_enforce(frame, schema, fmt), expected, fmt)
+
+
+@PROPERTY_SETTINGS
+@given(case=frames(kinds=("long", "double"), min_rows=2))
+def test_numeric_grid_fast_path_matches_general_path(case: tuple[pd.DataFrame, Schema]) -> None:
+    """All-numeric frames: the padded body goes through the numeric grid and must agree."""
+    frame, schema = case
+    _, body = large_split_body(frame)
+    assert numeric_grid.parse_with_numeric_grid(body) is not None  # the fast path is really taken
+    expected = decode_and_enforce(frame, schema, "dataframe_split")
+    assert_same_frame(decode_and_enforce(frame, schema, "dataframe_split_large"), expected, "dataframe_split_large")
+
+
 # --------------------------------------------------------------------------- junk never escapes
 
 JUNK_SCHEMAS = [
@@ -204,6 +268,13 @@ JSON_SCALARS = st.one_of(
     st.text(alphabet="abc01.-+eEZT: =/", max_size=8),
     st.sampled_from(["a", "b", "c", "d", "aGk=", "2024-01-01T00:00:00Z", "1", "1.5", "true"]),
 )
+# Values a well-formed table might hold for the junk schemas, mixed with junk.
+PLAUSIBLE_CELLS = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.sampled_from(["x", "aGk=", "aGVs\nbG8=", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00+05:30", "1500-01-01"]),
+)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
     lambda inner: st.one_of(
@@ -213,6 +284,35 @@ JSON_VALUES = st.recursive(
     max_leaves=20,
 )
 JSON_FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+COLUMN_NAMES = st.sampled_from(["a", "b", "c", "d", "p"])
+CELLS = st.one_of(PLAUSIBLE_CELLS, PLAUSIBLE_CELLS, JSON_VALUES)
+
+
+@st.composite
+def table_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """Table-shaped documents (mostly right, sometimes not) in each JSON format."""
+    width = draw(st.integers(min_value=0, max_value=5))
+    names = draw(st.lists(COLUMN_NAMES | JSON_VALUES, min_size=width, max_size=width))
+    n_rows = draw(st.integers(min_value=0, max_value=4))
+    rows = [
+        draw(st.lists(CELLS, min_size=width, max_size=width) | st.lists(CELLS, max_size=6))
+        for _ in range(n_rows)
+    ]
+    field = draw(st.sampled_from(JSON_FIELDS))
+    if field == "dataframe_split":
+        split: dict[str, Any] = {"data": rows}
+        if draw(st.booleans()):
+            split["columns"] = names
+        if draw(st.booleans()):
+            split["index"] = draw(st.lists(JSON_SCALARS, max_size=5))
+        return {field: split}
+    hashable = [name for name in names if isinstance(name, (str, int, float, bool)) or name is None]
+    keys = [str(name) for name in hashable]
+    if field == "inputs" and draw(st.booleans()):
+        return {field: {key: [row[i] for row in rows if i < len(row)] for i, key in enumerate(keys)}}
+    if field == "inputs":
+        return {field: rows}
+    return {field: [dict(zip(keys, row)) for row in rows]}
 
 
 def decode_and_enforce_anything(content_type: str, body: bytes, schema: Schema | None) -> None:
@@ -227,12 +327,45 @@ def decode_and_enforce_anything(content_type: str, body: bytes, schema: Schema |
 
 @PROPERTY_SETTINGS
 @given(
-    content_type=st.sampled_from([JSON, CSV, PARQUET]),
+    content_type=st.sampled_from([JSON, PARQUET]),
     body=st.binary(max_size=300),
     schema=st.sampled_from(JUNK_SCHEMAS),
 )
 def test_junk_bytes_only_raise_sigserve_errors(content_type: str, body: bytes, schema: Schema | None) -> None:
     decode_and_enforce_anything(content_type, body, schema)
+
+
+@PROPERTY_SETTINGS
+@given(
+    header=st.text(alphabet="abcd,; _.-01é\t", max_size=30),
+    body=st.binary(max_size=300),
+    schema=st.sampled_from(JUNK_SCHEMAS),
+)
+def test_junk_csv_bytes_only_raise_sigserve_errors(header: str, body: bytes, schema: Schema | None) -> None:
+    """A plausible header line, then any bytes."""
+    decode_and_enforce_anything(CSV, header.encode() + b"\n" + body, schema)
+
+
+@pytest.mark.parametrize(
+    "split",
+    [{"columns": [[1]], "data": [[1]]}, {"columns": ["a", {"b": 1}], "data": []}],
+    ids=["list-name", "dict-name-no-rows"],
+)
+def test_dataframe_split_unhashable_column_names_is_bad_request(split: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest):
+        decode(JSON, json.dumps({"dataframe_split": split}).encode(), None)
+
+
+@pytest.mark.parametrize("body", [b"a,a\n", b"a,b,a\n1,2,3\n"], ids=["header-only", "with-rows"])
+def test_csv_duplicate_column_names_is_bad_request(body: bytes) -> None:
+    with pytest.raises(SigserveError):
+        decode(CSV, body, None)
+
+
+@pytest.mark.parametrize("body", [b"\x80\n", b"a,\xff\n1,2\n"], ids=["lone-byte", "in-second-name"])
+def test_csv_non_utf8_header_is_bad_request(body: bytes) -> None:
+    with pytest.raises(SigserveError):
+        decode(CSV, body, None)
 
 
 @PROPERTY_SETTINGS
@@ -251,12 +384,18 @@ def test_junk_json_documents_only_raise_sigserve_errors(
     decode_and_enforce_anything(JSON, json.dumps(document).encode(), schema)
 
 
+@PROPERTY_SETTINGS
+@given(document=table_documents(), schema=st.sampled_from(JUNK_SCHEMAS))
+def test_table_shaped_json_only_raises_sigserve_errors(document: dict[str, Any], schema: Schema | None) -> None:
+    decode_and_enforce_anything(JSON, json.dumps(document).encode(), schema)
+
+
 CSV_TEXT = st.text(alphabet="abcd01.-,\"\n\r eTZ:", max_size=120)
 
 
 @PROPERTY_SETTINGS
 @given(
-    header=st.sampled_from(["a,b,c,d\n", "a,b\n", "a,a\n", "", "d,c,b,a\n"]),
+    header=st.sampled_from(["a,b,c,d\n", "a,b\n", "a,b,c,d,e\n", "", "d,c,b,a\n"]),
     text=CSV_TEXT,
     schema=st.sampled_from(JUNK_SCHEMAS),
 )

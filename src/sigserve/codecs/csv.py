@@ -40,18 +40,48 @@ class CsvDecoder:
     def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded:
         if not body.strip():
             raise BadRequest("Empty CSV body: expected a header line and rows")
-        options = pacsv.ConvertOptions(column_types=column_types(schema), strings_can_be_null=True)
+        types = column_types(schema)
         try:
-            table = pacsv.read_csv(io.BytesIO(body), convert_options=options)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+            table = pacsv.read_csv(io.BytesIO(body), convert_options=_options(types))
+        except pa.ArrowInvalid as exc:
+            raise _conversion_error(body, types) or BadRequest(f"Failed to parse the CSV body: {exc}") from None
+        except (pa.ArrowException, UnicodeDecodeError, KeyError) as exc:
             raise BadRequest(f"Failed to parse the CSV body: {exc}") from None
         return Decoded(arrow_table(table), None, "csv")
 
 
+def _options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+
+
+def _conversion_error(body: bytes, types: dict[str, pa.DataType]) -> BadRequest | None:
+    """Re-read the typed columns as text to name the column, row and value that failed."""
+    as_text = {name: pa.string() for name in types}
+    try:
+        table = pacsv.read_csv(io.BytesIO(body), convert_options=_options(as_text))
+    except (pa.ArrowException, UnicodeDecodeError, KeyError):
+        return None
+    for name, arrow_type in types.items():
+        if name not in table.column_names or arrow_type == pa.string():
+            continue
+        for row, text in enumerate(table.column(name).to_pylist()):
+            if text is None:
+                continue
+            try:
+                pa.array([text]).cast(arrow_type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return BadRequest(f"Column {name!r}, row {row}: value {text!r} cannot be converted to {arrow_type}.")
+    return None
+
+
 def arrow_table(table: pa.Table) -> Table:
-    columns = {name: _column_values(table.column(name)) for name in table.column_names}
-    if len(columns) != table.num_columns:
-        raise BadRequest(f"Duplicate column names: {table.column_names}")
+    try:
+        names = table.column_names
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"Column names are not valid UTF-8: {exc}") from None
+    if len(set(names)) != len(names):
+        raise BadRequest(f"Duplicate column names: {names}")
+    columns = {name: _column_values(column) for name, column in zip(names, table.columns)}
     return Table(columns, table.num_rows, typed=True)
 
 

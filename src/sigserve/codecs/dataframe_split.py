@@ -26,8 +26,10 @@ class DataframeSplitDecoder:
                 f"and 'index' fields. Got {sorted(value)}."
             )
         columns = value.get("columns")
-        if columns is not None and not isinstance(columns, list):
-            raise BadRequest(f"dataframe_split.columns must be a list, got {type(columns).__name__}")
+        if columns is not None and (
+            not isinstance(columns, list) or not all(isinstance(c, (str, int, float)) for c in columns)
+        ):
+            raise BadRequest(f"dataframe_split.columns must be a list of names, got {columns!r}")
         data = value["data"]
         if isinstance(data, NumericGrid):
             table = table_from_grid(data, columns)

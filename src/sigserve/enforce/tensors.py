@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from sigserve.codecs.base import Nested, Table
-from sigserve.enforce.values import Target, convert_untyped
+from sigserve.enforce.values import Location, Target, convert_untyped
 from sigserve.errors import SchemaError
 from sigserve.model.schema import Schema, TensorSpec
 
@@ -42,16 +42,13 @@ def _check_missing(present: Any, specs: list[TensorSpec]) -> None:
 
 
 def to_tensor(value: Any, spec: TensorSpec, what: str) -> np.ndarray:
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        array = value
-        if array.dtype != spec.dtype:
-            array = convert_untyped(array.ravel(), Target.of_tensor(spec.dtype), what).reshape(array.shape)
-    else:
-        raw = _object_array(value, what)
-        if _is_ragged(raw):
-            return _ragged(raw, spec, what)
-        flat = convert_untyped(raw.ravel(), Target.of_tensor(spec.dtype), what)
-        array = flat.reshape(raw.shape)
+    raw = value if isinstance(value, np.ndarray) and value.dtype != object else _object_array(value, what)
+    if raw.dtype == object and _is_ragged(raw):
+        return _ragged(raw, spec, what)
+    array = raw
+    if raw.dtype != spec.dtype:
+        where = Location(what, raw.shape)
+        array = convert_untyped(raw.ravel(), Target.of_tensor(spec.dtype), where).reshape(raw.shape)
     check_shape(array, spec, what)
     return array
 

@@ -20,7 +20,6 @@ from pandas.api.types import infer_dtype
 from sigserve.errors import SchemaError
 from sigserve.model.schema import DataType
 
-_NUMERIC_KINDS = ("integer", "floating", "mixed-integer-float", "boolean", "empty", "integer-na")
 _MISSING_VALUES_HINT = (
     " Hint: integer columns cannot hold missing values; declare the column as double "
     "if it may have missing values."
@@ -49,8 +48,27 @@ class Target:
 _SEMANTIC_TYPES = (DataType.string, DataType.binary, DataType.datetime)
 
 
-def _fail(what: str, index: int | None, value: Any, expected: str, hint: str = "") -> SchemaError:
-    where = f"{what}, row {index}" if index is not None else what
+@dataclass(frozen=True)
+class Location:
+    """Where a value sits, for error messages: a column's row, or a tensor's element."""
+
+    label: str
+    shape: tuple[int, ...] | None = None
+
+    def at(self, index: int | None) -> str:
+        if index is None:
+            return self.label
+        if self.shape is not None and len(self.shape) > 1:
+            position = tuple(int(i) for i in np.unravel_index(index, self.shape))
+            return f"{self.label}, element {position}"
+        return f"{self.label}, row {index}"
+
+
+Where = str | Location
+
+
+def _fail(what: Where, index: int | None, value: Any, expected: str, hint: str = "") -> SchemaError:
+    where = what.at(index) if isinstance(what, Location) else Location(what).at(index)
     value = value.item() if isinstance(value, np.generic) else value
     return SchemaError(f"{where}: value {value!r} cannot be converted to {expected}.{hint}")
 
@@ -59,7 +77,7 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def convert_untyped(values: np.ndarray, target: Target, what: str) -> np.ndarray:
+def convert_untyped(values: np.ndarray, target: Target, what: Where) -> np.ndarray:
     """JSON-like values to the target type, exactly or not at all."""
     if target.semantic == "binary":
         return _to_binary(values, what)
@@ -67,12 +85,14 @@ def convert_untyped(values: np.ndarray, target: Target, what: str) -> np.ndarray
         return _to_datetime(values, what, target)
     if target.semantic == "string" or target.dtype.kind in "OUS":
         return _to_strings(values, target)
-    numbers = _to_numbers(values, target, what)
     if target.dtype.kind == "b":
-        return _to_bool(values, numbers, what)
+        return _to_bool(values, what)
+    numbers = _vectorizable(values, target)
+    if numbers is None:
+        return _convert_each(values, target, what)
     if target.dtype.kind in "iu":
-        return _to_int(numbers, target, what)
-    return _to_float(numbers, target, what)
+        return _to_int(numbers, values, target, what)
+    return _to_float(numbers, values, target, what)
 
 
 def _to_strings(values: np.ndarray, target: Target) -> np.ndarray:
@@ -81,53 +101,156 @@ def _to_strings(values: np.ndarray, target: Target) -> np.ndarray:
     return values if values.dtype == object else values.astype(object)
 
 
-def _to_numbers(values: np.ndarray, target: Target, what: str) -> np.ndarray:
-    """Any numeric-looking input to an int64/float64/bool array (NaN for nulls)."""
+def _exact_limit(target: Target) -> float:
+    """Integers up to this magnitude survive a trip through the target's float type."""
+    dtype = target.dtype if target.dtype.kind == "f" else np.dtype(np.float64)
+    return float(2 ** (np.finfo(dtype).nmant + 1))
+
+
+def _vectorizable(values: np.ndarray, target: Target) -> np.ndarray | None:
+    """A typed array the vector rules can check exactly, or None to check value by value."""
     if values.dtype != object:
         return values
     kind = infer_dtype(values, skipna=True)
     if kind == "integer":
         try:
             return values.astype(np.int64)
-        except OverflowError:
-            too_big = np.array([abs(v) >= 2**63 for v in values])
-            raise _fail(what, _first(too_big), values[_first(too_big)], target.label) from None
-        except TypeError:
-            return _parse_numbers(values, target, what)
-    if kind == "boolean" and target.dtype.kind == "b":
-        return values
-    if kind in _NUMERIC_KINDS:
-        try:
-            return values.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
-    return _parse_numbers(values, target, what)
-
-
-def _parse_numbers(values: np.ndarray, target: Target, what: str) -> np.ndarray:
-    numbers = np.empty(len(values), dtype=np.float64)
-    for i, value in enumerate(values):
-        if value is None or (isinstance(value, float) and value != value):
-            numbers[i] = np.nan
-        elif isinstance(value, (bool, int, float, np.number)):
-            numbers[i] = value
-        elif isinstance(value, str):
-            try:
-                numbers[i] = float(value)
-            except ValueError:
-                raise _fail(what, i, value, target.label) from None
-        else:
-            raise _fail(what, i, value, target.label)
-    return numbers
-
-
-def _to_bool(values: np.ndarray, numbers: np.ndarray, what: str) -> np.ndarray:
-    """Booleans (or 0/1); nulls stay None in an object column rather than becoming False."""
-    if numbers.dtype.kind == "b":
+        except (OverflowError, TypeError, ValueError):
+            return None
+    if kind in ("floating", "empty", "boolean"):
+        return values.astype(np.float64)
+    if kind in ("mixed-integer-float", "integer-na"):
+        numbers = values.astype(np.float64)
+        finite = numbers[np.isfinite(numbers)]
+        if finite.size and np.abs(finite).max() >= _exact_limit(target):
+            return None  # ints this large may have been rounded by the float view
         return numbers
-    if numbers.dtype == object:
-        nulls = pd.isna(numbers)
-        return numbers if nulls.any() else numbers.astype(np.bool_)
+    return None
+
+
+def _to_int(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where) -> np.ndarray:
+    info = np.iinfo(target.dtype)
+    if numbers.dtype.kind == "f":
+        nan = np.isnan(numbers)
+        if nan.any():
+            index = _first(nan)
+            raise _fail(what, index, values[index], target.label, _MISSING_VALUES_HINT)
+        bad = (
+            (numbers != np.floor(numbers))
+            | (numbers < float(info.min))
+            | (numbers >= float(info.max) + 1)
+            | (np.abs(numbers) >= _exact_limit(target))
+        )
+    elif numbers.dtype.kind in "iu":
+        bad = (numbers < info.min) | (numbers > info.max)
+    else:
+        bad = np.zeros(len(numbers), bool)
+    if bad.any():
+        index = _first(bad)
+        raise _fail(what, index, values[index], target.label)
+    return numbers.astype(target.dtype)
+
+
+def _to_float(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where) -> np.ndarray:
+    if numbers.dtype.kind in "iu":
+        limit = int(_exact_limit(target))
+        bad = (numbers > limit) | (numbers < -limit)
+        if bad.any():
+            index = _first(bad)
+            raise _fail(what, index, values[index], f"{target.label} without rounding")
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = numbers.astype(target.dtype)
+    if target.dtype.itemsize < numbers.dtype.itemsize and numbers.dtype.kind == "f":
+        overflow = np.isinf(converted) & np.isfinite(numbers)
+        if overflow.any():
+            index = _first(overflow)
+            raise _fail(what, index, values[index], f"{target.label} (out of range)")
+    return converted
+
+
+def _convert_each(values: np.ndarray, target: Target, what: Where) -> np.ndarray:
+    """The exact rule one value at a time: mixed types, number strings, very large integers."""
+    out = np.empty(len(values), dtype=target.dtype)
+    for i, value in enumerate(values):
+        try:
+            out[i] = _exact_number(value, target)
+        except _Refused as refused:
+            raise _fail(what, i, value, refused.expected, refused.hint) from None
+    return out
+
+
+class _Refused(Exception):
+    def __init__(self, expected: str, hint: str = "") -> None:
+        self.expected = expected
+        self.hint = hint
+
+
+def _exact_number(value: Any, target: Target) -> int | float:
+    is_int_target = target.dtype.kind in "iu"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        value = int(value)
+    elif isinstance(value, str):
+        value = _parse_number(value, target)
+    elif value is None:
+        value = float("nan")
+    elif not isinstance(value, (int, float)):
+        raise _Refused(target.label)
+    if is_int_target:
+        return _exact_int(value, target)
+    return _exact_float(value, target)
+
+
+def _parse_number(text: str, target: Target) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise _Refused(target.label) from None
+
+
+def _exact_int(value: int | float, target: Target) -> int:
+    info = np.iinfo(target.dtype)
+    if isinstance(value, float):
+        if value != value:
+            raise _Refused(target.label, _MISSING_VALUES_HINT)
+        if not value.is_integer() or abs(value) >= _exact_limit(target):
+            raise _Refused(target.label)
+        value = int(value)
+    if not info.min <= value <= info.max:
+        raise _Refused(f"{target.label} (out of range)")
+    return value
+
+
+def _exact_float(value: int | float, target: Target) -> float:
+    try:
+        converted = target.dtype.type(value)
+    except OverflowError:
+        raise _Refused(f"{target.label} (out of range)") from None
+    if isinstance(value, int) and (not np.isfinite(converted) or int(converted) != value):
+        raise _Refused(f"{target.label} without rounding")
+    if np.isinf(converted) and not (isinstance(value, float) and np.isinf(value)):
+        raise _Refused(f"{target.label} (out of range)")
+    return float(converted)
+
+
+def _to_bool(values: np.ndarray, what: Where) -> np.ndarray:
+    """Booleans (or 0/1); nulls stay None in an object column rather than becoming False."""
+    if values.dtype.kind == "b":
+        return values
+    if values.dtype == object:
+        kind = infer_dtype(values, skipna=True)
+        if kind == "boolean":
+            return values if pd.isna(values).any() else values.astype(np.bool_)
+        if kind not in ("integer", "floating", "empty", "mixed-integer-float", "integer-na"):
+            return _bools_each(values, what)
+        numbers = values.astype(np.float64)
+    else:
+        numbers = values
     nulls = np.isnan(numbers) if numbers.dtype.kind == "f" else np.zeros(len(numbers), bool)
     bad = ~nulls & ~np.isin(numbers, (0, 1))
     if bad.any():
@@ -140,41 +263,19 @@ def _to_bool(values: np.ndarray, numbers: np.ndarray, what: str) -> np.ndarray:
     return numbers.astype(np.bool_)
 
 
-def _to_int(numbers: np.ndarray, target: Target, what: str) -> np.ndarray:
-    info = np.iinfo(target.dtype)
-    if numbers.dtype.kind == "f":
-        nan = np.isnan(numbers)
-        if nan.any():
-            raise _fail(what, _first(nan), None, target.label, _MISSING_VALUES_HINT)
-        bad = (numbers != np.floor(numbers)) | (numbers < info.min) | (numbers > info.max)
-    elif numbers.dtype.kind in "iu":
-        bad = (numbers < info.min) | (numbers > info.max)
-    else:
-        bad = np.zeros(len(numbers), bool)
-    if bad.any():
-        index = _first(bad)
-        raise _fail(what, index, numbers[index].item(), target.label)
-    return numbers.astype(target.dtype)
+def _bools_each(values: np.ndarray, what: Where) -> np.ndarray:
+    flags = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):
+            flags[i] = None
+        elif isinstance(value, (bool, np.bool_, int, float, np.number)) and value in (0, 1):
+            flags[i] = bool(value)
+        else:
+            raise _fail(what, i, value, "boolean (true/false)")
+    return flags if any(flag is None for flag in flags) else flags.astype(np.bool_)
 
 
-def _to_float(numbers: np.ndarray, target: Target, what: str) -> np.ndarray:
-    if numbers.dtype.kind in "iu":
-        limit = 2 ** (np.finfo(target.dtype).nmant + 1)
-        bad = np.abs(numbers) > limit
-        if bad.any():
-            index = _first(bad)
-            raise _fail(what, index, numbers[index].item(), f"{target.label} without rounding")
-    with np.errstate(over="ignore", invalid="ignore"):
-        converted = numbers.astype(target.dtype)
-    if target.dtype.itemsize < numbers.dtype.itemsize and numbers.dtype.kind == "f":
-        overflow = np.isinf(converted) & np.isfinite(numbers)
-        if overflow.any():
-            index = _first(overflow)
-            raise _fail(what, index, numbers[index].item(), f"{target.label} (out of range)")
-    return converted
-
-
-def _to_binary(values: np.ndarray, what: str) -> np.ndarray:
+def _to_binary(values: np.ndarray, what: Where) -> np.ndarray:
     decoded = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
         if isinstance(value, (bytes, bytearray)):
@@ -189,9 +290,9 @@ def _to_binary(values: np.ndarray, what: str) -> np.ndarray:
     return decoded
 
 
-def _to_datetime(values: np.ndarray, what: str, target: Target) -> np.ndarray:
+def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
     if values.dtype.kind == "M":
-        return _naive_ns(pd.Series(values)).to_numpy()
+        return _naive_ns(pd.Series(values), what).to_numpy()
     if values.dtype != object or infer_dtype(values, skipna=True) not in ("string", "empty", "datetime"):
         bad = np.array([not (isinstance(v, str) or v is None or v != v) for v in values])
         index = _first(bad) if bad.any() else None
@@ -205,13 +306,19 @@ def _to_datetime(values: np.ndarray, what: str, target: Target) -> np.ndarray:
             except (ValueError, TypeError, OverflowError):
                 raise _fail(what, i, value, "datetime (an ISO-8601 string)") from None
         raise
-    return _naive_ns(parsed).to_numpy()
+    return _naive_ns(parsed, what, values).to_numpy()
 
 
-def _naive_ns(series: pd.Series) -> pd.Series:
+def _naive_ns(series: pd.Series, what: Where = "datetime", originals: Any = None) -> pd.Series:
     if getattr(series.dt, "tz", None) is not None:
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    return series.astype("datetime64[ns]")
+    try:
+        return series.astype("datetime64[ns]")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        bad = (series < pd.Timestamp.min) | (series > pd.Timestamp.max)
+        index = _first(bad.to_numpy()) if bad.any() else None
+        value = None if index is None else originals[index] if originals is not None else str(series.iloc[index])
+        raise _fail(what, index, str(value), f"datetime (between {pd.Timestamp.min} and {pd.Timestamp.max})") from None
 
 
 def convert_typed(values: Any, data_type: DataType, what: str) -> Any:
@@ -221,7 +328,7 @@ def convert_typed(values: Any, data_type: DataType, what: str) -> Any:
     target = Target.of(data_type)
     if isinstance(values, pd.Series) or values.dtype.kind == "M":
         if data_type is DataType.datetime:
-            return _naive_ns(pd.Series(values)).to_numpy()
+            return _naive_ns(pd.Series(values), what).to_numpy()
         raise _incompatible(what, values.dtype, target)
     if values.dtype == object:
         if data_type in (DataType.string, DataType.binary, DataType.datetime, DataType.boolean):

@@ -64,6 +64,12 @@ def build_models(root: Path) -> dict[str, Path]:
                               serialization_format="cloudpickle", pyfunc_predict_fn="predict_proba",
                               pip_requirements=SKLEARN_REQUIREMENTS)
 
+    array_classifier = LogisticRegression(max_iter=500).fit(features.to_numpy(), target)
+    paths["sklearn_tensor"] = root / "sklearn_tensor"
+    mlflow.sklearn.save_model(array_classifier, paths["sklearn_tensor"],
+                              signature=infer_signature(features.to_numpy(), target.to_numpy()),
+                              pip_requirements=SKLEARN_REQUIREMENTS)
+
     echo_signature = ModelSignature(inputs=Schema([ColSpec(t, n) for n, t in ALL_TYPES]))
     paths["echo"] = _save_pyfunc(root / "echo", pyfunc_models.Echo(), echo_signature)
 

@@ -104,6 +104,10 @@ def sklearn_cases() -> list[Case]:
              {"dataframe_split": iris_frame(6000).to_dict(orient="split", index=False)}),
         Case("sklearn_split_large_with_index", "sklearn_skops",
              {"dataframe_split": iris_frame(6000).to_dict(orient="split")}),
+        Case("sklearn_split_index_longer_than_data", "sklearn_skops",
+             {"dataframe_split": {"columns": IRIS, "data": [[1, 2, 3, 4]], "index": [5, 6]}},
+             differs="pandas broadcasts one row over a longer index; sigserve refuses the mismatch",
+             status=400),
         Case("sklearn_split_reordered", "sklearn_skops",
              {"dataframe_split": frame[IRIS[::-1]].to_dict(orient="split", index=False)}),
         Case("sklearn_split_ints_for_doubles", "sklearn_skops",
@@ -145,7 +149,20 @@ def sklearn_cases() -> list[Case]:
 
 def model_cases() -> list[Case]:
     tensor = [[[1.0, 2.0], [3.0, 4.0]]]
+    rows = [[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3]]
     return [
+        Case("sklearn_tensor_inputs", "sklearn_tensor", {"inputs": rows}),
+        Case("sklearn_tensor_instances", "sklearn_tensor", {"instances": rows}),
+        Case("sklearn_tensor_split_unnamed", "sklearn_tensor", {"dataframe_split": {"data": rows}}),
+        Case("sklearn_tensor_split_named", "sklearn_tensor",
+             {"dataframe_split": {"columns": list("abcd"), "data": rows}}),
+        Case("sklearn_tensor_ints", "sklearn_tensor", {"inputs": [[5, 3, 1, 0]]}),
+        Case("sklearn_tensor_wrong_width", "sklearn_tensor", {"inputs": [[5.1, 3.5, 1.4]]}),
+        Case("sklearn_tensor_one_dimensional", "sklearn_tensor", {"inputs": [5.1, 3.5, 1.4, 0.2]}),
+        Case("sklearn_tensor_csv", "sklearn_tensor", b"a,b,c,d\n5.1,3.5,1.4,0.2\n", CSV,
+             differs="MLflow's CSV parser fails on every tensor signature (pandas_types())", status=200),
+        Case("sklearn_tensor_parquet", "sklearn_tensor",
+             frame_to_parquet(pd.DataFrame(rows, columns=list("abcd"))), PARQUET),
         Case("custom_loader_split", "custom_loader",
              {"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3], [4, 5, 6]]}}),
         Case("custom_loader_params", "custom_loader",

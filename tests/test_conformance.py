@@ -136,6 +136,8 @@ def sklearn_cases() -> list[Case]:
         Case("sklearn_unknown_content_type", "sklearn_skops", b"x", "application/xml"),
         Case("sklearn_charset_latin1", "sklearn_skops", json.dumps(split_body), "application/json; charset=latin-1"),
         Case("sklearn_charset_utf8", "sklearn_skops", json.dumps(split_body), "application/json; charset=UTF-8"),
+        Case("sklearn_content_type_upper_case", "sklearn_skops", json.dumps(split_body), "Application/JSON",
+             differs="media types are case-insensitive (RFC 9110); MLflow compares them exactly", status=200),
         Case("sklearn_unknown_ct_param", "sklearn_skops", json.dumps(split_body), "application/json; foo=bar"),
         Case("sklearn_seed_pandas_split", "sklearn_skops",
              json.dumps(frame.to_dict(orient="split", index=False)), "application/json; format=pandas-split",

@@ -57,8 +57,10 @@ class ScoringApp:
             await self.routes(scope, receive, send)
 
     async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away; there is no one to answer
         try:
-            body = await _read_body(receive)
             payload = await self._score(_header(scope, b"content-type"), body)
             status = 200
         except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
@@ -111,12 +113,12 @@ class InlinePolicy:
         self.fast_streak = self.fast_streak + 1 if seconds <= self.MAX_SECONDS else 0
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ConnectionError("client disconnected")
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)

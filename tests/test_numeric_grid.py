@@ -75,3 +75,22 @@ def test_fraction_in_an_integer_column_is_still_refused_with_its_row() -> None:
     rows[1234][1] = 2.5
     with pytest.raises(SchemaError, match="row 1234.*2.5"):
         enforce_input(decode("application/json", body(rows), SCHEMA).data, SCHEMA)
+
+
+def _with_first_value(token: str) -> bytes:
+    rows = numeric_rows()
+    rows[0][0] = 7.25
+    text = body(rows)
+    assert b"[[7.25," in text
+    return text.replace(b"[[7.25,", b"[[" + token.encode() + b",")
+
+
+def test_the_probe_body_takes_the_fast_path_with_a_valid_number() -> None:
+    for token in ("-1.5e+3", "1e-05", "0.5", "-0", "1E05"):
+        document = parse_with_numeric_grid(_with_first_value(token))
+        assert isinstance(document["dataframe_split"]["data"], NumericGrid), token
+
+
+@pytest.mark.parametrize("token", ["+1", ".5", "1.", "01", "1e", "-", "1e400", "-01", "1e5-", "0x1"])
+def test_numbers_json_refuses_are_not_read_by_the_fast_path(token: str) -> None:
+    assert parse_with_numeric_grid(_with_first_value(token)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -34,9 +35,16 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         try:  # NaN and Infinity tokens, which MLflow's own encoder writes
-            return json.loads(body)
+            return json.loads(body, parse_float=_finite_float)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest(f"Invalid JSON: {exc}") from None
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise BadRequest(f"Invalid JSON: the number {text} is out of range")
+    return number
 
 
 class JsonDecoder:

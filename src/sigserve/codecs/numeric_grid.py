@@ -2,7 +2,7 @@
 
 orjson would build one Python object per cell. Instead the `data` array is cut out of the body
 and read by pyarrow's CSV reader straight into typed columns (ints stay int64, so the exact
-conversion rules still apply); the rest of the document is parsed by orjson as usual. Anything
+conversion rules still apply) once its bytes are checked to be JSON number syntax; the rest of the document is parsed by orjson as usual. Anything
 unusual (strings, nulls, nested lists, ragged rows) falls back to the general path.
 """
 
@@ -20,10 +20,15 @@ import pyarrow.csv as pacsv
 
 MIN_DATA_BYTES = 128 * 1024
 _DATA_ARRAY = re.compile(rb'"data"\s*:\s*(\[[\d\s.,eE+\-\[\]]*\])')
-_ROW_BREAK = re.compile(rb"\],\[")
 _WHITESPACE = b" \t\r\n"
 _PLACEHOLDER = "\x1fsigserve-numeric-grid"
 _READ = pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 22)
+
+_DIGIT, _DOT, _EXP, _PLUS, _MINUS, _SEP = 1, 2, 3, 4, 5, 6
+_CLASSES = np.zeros(256, np.uint8)
+_CLASSES[np.frombuffer(b"0123456789", np.uint8)] = _DIGIT
+_CLASSES[np.frombuffer(b".eE+-,\n", np.uint8)] = (_DOT, _EXP, _EXP, _PLUS, _MINUS, _SEP, _SEP)
+_ZERO = ord("0")
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,8 @@ def _read_grid(array_text: bytes) -> NumericGrid | None:
     compact = array_text.translate(None, _WHITESPACE)
     if not (compact.startswith(b"[[") and compact.endswith(b"]]")):
         return None
-    rows = _ROW_BREAK.sub(b"\n", compact[2:-2])
-    if b"[" in rows or b"]" in rows:
+    rows = compact[2:-2].replace(b"],[", b"\n")
+    if b"[" in rows or b"]" in rows or not _is_json_numbers(rows):
         return None
     try:
         table = pacsv.read_csv(io.BytesIO(rows), read_options=_READ)
@@ -69,5 +74,32 @@ def _read_grid(array_text: bytes) -> NumericGrid | None:
     for column in table.columns:
         if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             return None
-        columns.append(column.to_numpy())
+        values = column.to_numpy()
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            return None  # 1e400 overflowed: let the general path refuse it
+        columns.append(values)
     return NumericGrid(columns, table.num_rows)
+
+
+def _is_json_numbers(rows: bytes) -> bool:
+    """Comma/newline-separated JSON numbers only: no `+1`, `.5`, `1.`, `01` or empty fields,
+    which pyarrow would read but a JSON parser refuses. Vectorized over the bytes."""
+    raw = np.frombuffer(rows, np.uint8)
+    codes = _CLASSES[raw]
+    if not len(codes) or not codes.all() or codes[-1] != _DIGIT:
+        return False
+    before = np.empty_like(codes)
+    before[0], before[1:] = _SEP, codes[:-1]
+    after = np.empty_like(codes)
+    after[-1], after[:-1] = _SEP, codes[1:]
+    after_digit, before_digit = before == _DIGIT, after == _DIGIT
+    bad = (codes == _DOT) & ~(after_digit & before_digit)
+    bad |= (codes == _EXP) & ~(after_digit & (before_digit | (after == _PLUS) | (after == _MINUS)))
+    bad |= (codes == _PLUS) & ~((before == _EXP) & before_digit)
+    bad |= (codes == _MINUS) & ~(((before == _SEP) | (before == _EXP)) & before_digit)
+    bad |= (codes == _SEP) & ~after_digit
+    two_before = np.empty_like(codes)
+    two_before[:2], two_before[2:] = _SEP, codes[:-2]
+    starts_number = (before == _SEP) | ((before == _MINUS) & (two_before == _SEP))
+    bad |= (raw == _ZERO) & starts_number & before_digit  # 01, but not the exponent in 1e-05
+    return not bad.any()

@@ -42,10 +42,11 @@ class Target:
     @classmethod
     def of_tensor(cls, dtype: np.dtype) -> Target:
         semantic = "datetime" if dtype.kind == "M" else None
-        return cls(dtype, str(dtype), semantic)
+        return cls(dtype, dtype.name, semantic)
 
 
 _SEMANTIC_TYPES = (DataType.string, DataType.binary, DataType.datetime)
+_RELATIVE_DATES = {"now", "today"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def convert_untyped(values: np.ndarray, target: Target, what: Where) -> np.ndarr
     if target.semantic == "datetime" or target.dtype.kind == "M":
         return _to_datetime(values, what, target)
     if target.semantic == "string" or target.dtype.kind in "OUS":
-        return _to_strings(values, target)
+        return _to_strings(values, target, what)
     if target.dtype.kind == "b":
         return _to_bool(values, what)
     numbers = _vectorizable(values, target)
@@ -95,10 +96,13 @@ def convert_untyped(values: np.ndarray, target: Target, what: Where) -> np.ndarr
     return _to_float(numbers, values, target, what)
 
 
-def _to_strings(values: np.ndarray, target: Target) -> np.ndarray:
-    if target.dtype.kind in "US":
-        return values.astype(target.dtype)
-    return values if values.dtype == object else values.astype(object)
+def _to_strings(values: np.ndarray, target: Target, what: Where) -> np.ndarray:
+    if target.dtype.kind not in "US":
+        return values if values.dtype == object else values.astype(object)
+    nested = [i for i, value in enumerate(values) if isinstance(value, (list, dict))]
+    if nested:
+        raise _fail(what, nested[0], values[nested[0]], target.label)
+    return values.astype(target.dtype)
 
 
 def _exact_limit(target: Target) -> float:
@@ -208,9 +212,12 @@ def _parse_number(text: str, target: Target) -> int | float:
     except ValueError:
         pass
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         raise _Refused(target.label) from None
+    if np.isinf(number) and "inf" not in text.lower():
+        raise _Refused(f"{target.label} (out of range)")
+    return number
 
 
 def _exact_int(value: int | float, target: Target) -> int:
@@ -292,11 +299,14 @@ def _to_binary(values: np.ndarray, what: Where) -> np.ndarray:
 
 def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
     if values.dtype.kind == "M":
-        return _naive_ns(pd.Series(values), what).to_numpy()
+        return _with_precision(_naive_ns(pd.Series(values), what).to_numpy(), target, what, values)
     if values.dtype != object or infer_dtype(values, skipna=True) not in ("string", "empty", "datetime"):
         bad = np.array([not (isinstance(v, str) or v is None or v != v) for v in values])
         index = _first(bad) if bad.any() else None
         raise _fail(what, index, values[index] if index is not None else values, "datetime (an ISO-8601 string)")
+    relative = [i for i, value in enumerate(values) if isinstance(value, str) and value.strip().lower() in _RELATIVE_DATES]
+    if relative:
+        raise _fail(what, relative[0], values[relative[0]], "datetime (an ISO-8601 string)")
     try:
         parsed = pd.to_datetime(pd.Series(values), format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError):
@@ -306,7 +316,19 @@ def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
             except (ValueError, TypeError, OverflowError):
                 raise _fail(what, i, value, "datetime (an ISO-8601 string)") from None
         raise
-    return _naive_ns(parsed, what, values).to_numpy()
+    return _with_precision(_naive_ns(parsed, what, values).to_numpy(), target, what, values)
+
+
+def _with_precision(stamps: np.ndarray, target: Target, what: Where, originals: np.ndarray) -> np.ndarray:
+    """Columns take any precision as nanoseconds; a tensor's unit must hold the value exactly."""
+    if target.dtype != stamps.dtype:
+        coarse = stamps.astype(target.dtype)
+        lost = (coarse.astype(stamps.dtype) != stamps) & ~np.isnat(stamps)
+        if lost.any():
+            index = _first(lost)
+            raise _fail(what, index, originals[index], f"{target.label} without losing precision")
+        return coarse
+    return stamps
 
 
 def _naive_ns(series: pd.Series, what: Where = "datetime", originals: Any = None) -> pd.Series:

@@ -228,6 +228,8 @@ def model_cases() -> list[Case]:
             "vec": [1.0, 2.0], "obj": {"a": 1}, "counts": {"p": 1}, "anything": "z"}}),
         Case("nosig_split", "echo_nosig", {"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}}),
         Case("nosig_inputs", "echo_nosig", {"inputs": [[1, 2], [3, 4]]}),
+        Case("nosig_inputs_dict", "echo_nosig", {"inputs": {"a": [1, 2], "b": [[1.5], [2.5]]}}),
+        Case("nosig_instances_dicts", "echo_nosig", {"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}),
         Case("nosig_csv", "echo_nosig", b"a,b\n1,x\n2,y\n", CSV),
         Case("series_output", "series_out", {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}),
         Case("model_raises", "fails", {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}),

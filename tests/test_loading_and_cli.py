@@ -104,3 +104,35 @@ def test_demo_command_starts_the_demo_model() -> None:
         body = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5,
                                        "petal_length": 1.4, "petal_width": 0.2}]}
         assert server.post(body).json()["predictions"][0]["species"] == "setosa"
+
+
+def test_malformed_signature_fails_at_start_up_in_one_line(models, tmp_path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(models["custom_loader"], broken)
+    mlmodel = (broken / "MLmodel").read_text()
+    (broken / "MLmodel").write_text(mlmodel.replace('"type": "double"', '"type": "tensor"', 1))
+    result = run_cli("serve", "-m", str(broken))
+    error = result.stderr.decode().strip()
+    assert result.returncode == 2
+    assert "invalid signature" in error and "Traceback" not in error
+
+
+def test_mlmodel_that_is_not_a_mapping_is_refused(tmp_path) -> None:
+    (tmp_path / "MLmodel").write_text("- just\n- a list\n")
+    result = run_cli("serve", "-m", str(tmp_path))
+    assert result.returncode == 2
+    assert "flavors" in result.stderr.decode() and "Traceback" not in result.stderr.decode()
+
+
+def test_predict_with_a_missing_input_file_is_one_line(models, tmp_path) -> None:
+    result = run_cli("predict", "-m", str(models["sklearn_skops"]), "-i", str(tmp_path / "nope.json"))
+    assert result.returncode == 1
+    error = result.stderr.decode().strip()
+    assert "nope.json" in error and "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_serve_warms_up_with_the_models_serving_example(models) -> None:
+    with SigserveServer(models["sklearn_skops"]) as server:
+        assert "warmed up with serving_input_example.json" in server.log()

@@ -153,3 +153,18 @@ def test_inline_policy_needs_a_fast_streak_and_one_slow_request_resets_it() -> N
     assert policy.allowed()
     policy.record(InlinePolicy.MAX_SECONDS * 5)
     assert not policy.allowed()
+
+
+def test_answers_carry_a_content_length(echo: SigserveServer) -> None:
+    response = echo.post({"dataframe_split": {"columns": ["x"], "data": [[1]]}})
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert "transfer-encoding" not in response.headers
+
+
+def test_inline_scoring_is_off_when_the_timeout_is_too_short_to_protect() -> None:
+    from sigserve.server.app import InlinePolicy
+
+    policy = InlinePolicy(timeout_seconds=InlinePolicy.MAX_SECONDS)
+    for _ in range(InlinePolicy.WARMUP * 2):
+        policy.record(0.0)
+    assert not policy.allowed()

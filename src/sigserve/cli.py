@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=getattr(args, "log_level", "info").upper(),
+        level=getattr(args, "log_level", "warning").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except SigserveError as exc:
         print(f"sigserve: {exc.message}", file=sys.stderr)
         return 2 if isinstance(exc, ModelLoadError) else 1
+    except OSError as exc:
+        print(f"sigserve: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
 
 
 def _load_scorer(uri: str) -> Scorer:
@@ -71,7 +74,7 @@ def _load_scorer(uri: str) -> Scorer:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sigserve.server.app import create_app
+    from sigserve.server.app import ScoringApp
     from sigserve.server.run import request_timeout, run_server
 
     if args.command == "demo":
@@ -79,7 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         args.model_uri = str(DEMO_MODEL_DIR)
     scorer = _load_scorer(args.model_uri)
-    app = create_app(scorer, timeout_seconds=request_timeout(args.timeout))
+    scorer.warm_up()
+    app = ScoringApp(scorer, timeout_seconds=request_timeout(args.timeout))
     logging.getLogger("sigserve").info(
         "serving %s on http://%s:%d (%d worker%s)",
         args.model_uri, args.host, args.port, args.workers, "" if args.workers == 1 else "s",
@@ -89,8 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    scorer = _load_scorer(args.model_uri)
     body = Path(args.input_path).read_bytes() if args.input_path else sys.stdin.buffer.read()
+    scorer = _load_scorer(args.model_uri)
     result = scorer.score(CONTENT_TYPES[args.content_type], body)
     if args.output_path:
         Path(args.output_path).write_bytes(result)
@@ -98,6 +102,3 @@ def _predict(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(result + b"\n")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,8 +27,6 @@ def jsonable(predictions: Any) -> Any:
         return _records(predictions)
     if isinstance(predictions, pd.Series):
         return _records(predictions.to_frame())
-    if isinstance(predictions, np.ndarray) and not predictions.flags.c_contiguous:
-        return np.ascontiguousarray(predictions)
     return predictions
 
 

@@ -40,11 +40,6 @@ class UnsupportedMediaType(SigserveError):
     error_code = "UNSUPPORTED_MEDIA_TYPE"
 
 
-class PayloadTooLarge(SigserveError):
-    status_code = 413
-    error_code = "PAYLOAD_TOO_LARGE"
-
-
 class PredictionError(SigserveError):
     """The model itself raised. MLflow answers 400 here, and so do we."""
 

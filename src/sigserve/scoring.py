@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from sigserve.codecs import Decoded, decode
@@ -22,6 +24,19 @@ class Scorer:
         signature = model.meta.signature
         self.input_schema = signature.inputs if signature else None
         self.param_specs = signature.params if signature else None
+
+    def warm_up(self) -> None:
+        """Score the model's own serving example once, so the first client does not pay for
+        lazy initialisation; a failure is logged, as the example may predate the signature."""
+        example = self.model.meta.serving_input_path
+        if example is None or not example.is_file():
+            return
+        try:
+            self.score("application/json", example.read_bytes())
+        except SigserveError as exc:
+            logger.warning("the model's serving input example does not score: %s", exc.message)
+        else:
+            logger.info("warmed up with %s", example.name)
 
     def score(self, content_type: str | None, body: bytes) -> bytes:
         decoded = self.decode(content_type, body)
@@ -43,18 +58,13 @@ class Scorer:
             return self.model.predict(model_input, params)
 
 
-class _unexpected_as:
+@contextlib.contextmanager
+def _unexpected_as(error_type: type[SigserveError], summary: str) -> Iterator[None]:
     """Re-raise anything that is not already a SigserveError as `error_type`, logged once."""
-
-    def __init__(self, error_type: type[SigserveError], summary: str) -> None:
-        self.error_type = error_type
-        self.summary = summary
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc is None or isinstance(exc, SigserveError) or not isinstance(exc, Exception):
-            return False
-        logger.warning("%s", self.summary, exc_info=exc)
-        raise self.error_type(f"{self.summary}: {type(exc).__name__}: {exc}") from exc
+    try:
+        yield
+    except SigserveError:
+        raise
+    except Exception as exc:
+        logger.warning("%s", summary, exc_info=exc)
+        raise error_type(f"{summary}: {type(exc).__name__}: {exc}") from exc

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from sigserve.codecs.base import Decoded, Table
+from sigserve.codecs.arrow import arrow_table
+from sigserve.codecs.base import Decoded
 from sigserve.errors import BadRequest
 from sigserve.model.schema import DataType, Schema
 
@@ -72,22 +72,3 @@ def _conversion_error(body: bytes, types: dict[str, pa.DataType]) -> BadRequest 
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return BadRequest(f"Column {name!r}, row {row}: value {text!r} cannot be converted to {arrow_type}.")
     return None
-
-
-def arrow_table(table: pa.Table) -> Table:
-    try:
-        names = table.column_names
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"Column names are not valid UTF-8: {exc}") from None
-    if len(set(names)) != len(names):
-        raise BadRequest(f"Duplicate column names: {names}")
-    columns = {name: _column_values(column) for name, column in zip(names, table.columns)}
-    return Table(columns, table.num_rows, typed=True)
-
-
-def _column_values(column: pa.ChunkedArray) -> Any:
-    """Plain numpy for null-free numbers and booleans (cheap); pandas for everything else."""
-    kind = column.type
-    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
-        return column.to_numpy()
-    return column.to_pandas()

@@ -6,7 +6,7 @@ from typing import Any
 
 from sigserve.codecs.base import ModelData, Table
 from sigserve.codecs.numeric_grid import NumericGrid
-from sigserve.codecs.tables import table_from_rows
+from sigserve.codecs.tables import require_unique, table_from_rows
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 
@@ -50,6 +50,5 @@ def table_from_grid(grid: NumericGrid, columns: list[Any] | None) -> Table:
         raise BadRequest(
             f"dataframe_split: {len(names)} column names for rows of {len(grid.columns)} values"
         )
-    if len(set(names)) != len(names):
-        raise BadRequest(f"dataframe_split has duplicate column names: {names}")
+    require_unique(names, "dataframe_split")
     return Table(dict(zip(names, grid.columns)), grid.n_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sigserve.codecs.base import ModelData, Nested
+from sigserve.codecs.tf_serving import nested_to_table
 from sigserve.model.schema import Schema
 
 
@@ -12,4 +13,6 @@ class InputsDecoder:
     field = "inputs"
 
     def decode(self, value: Any, schema: Schema | None) -> ModelData:
+        if schema is not None and not schema.is_tensor:
+            return nested_to_table(value, schema, self.field)
         return Nested(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sigserve.codecs.base import ModelData, Nested
-from sigserve.codecs.tables import table_from_records
+from sigserve.codecs.tf_serving import nested_to_table
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 
@@ -14,10 +14,10 @@ class InstancesDecoder:
     field = "instances"
 
     def decode(self, value: Any, schema: Schema | None) -> ModelData:
+        if schema is not None and not schema.is_tensor:
+            return nested_to_table(value, schema, self.field)
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            if schema is not None and schema.is_tensor:
-                return Nested(_stack_rows(value))
-            return table_from_records(value, "instances")
+            return Nested(_stack_rows(value))
         return Nested(value)
 
 

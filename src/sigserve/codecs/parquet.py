@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sigserve.codecs.base import Decoded
-from sigserve.codecs.csv import arrow_table
+from sigserve.codecs.arrow import arrow_table
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 

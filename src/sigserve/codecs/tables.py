@@ -34,9 +34,13 @@ def table_from_rows(rows: Any, labels: Sequence[Any] | None, what: str) -> Table
     width = len(labels) if labels is not None else len(rows[0])
     grid = _to_grid(rows, width, what)
     names = list(labels) if labels is not None else list(range(width))
-    if len(set(names)) != len(names):
-        raise BadRequest(f"{what} has duplicate column names: {names}")
+    require_unique(names, what)
     return Table({name: grid[:, j] for j, name in enumerate(names)}, len(rows))
+
+
+def require_unique(names: Sequence[Any], what: str) -> None:
+    if len(set(names)) != len(names):
+        raise BadRequest(f"{what} has duplicate column names: {list(names)}")
 
 
 def _single_column(rows: list[Any], labels: Sequence[Any] | None, what: str) -> Table:

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sigserve.codecs.tables import object_column
 from sigserve.enforce.complex import enforce_value
+from sigserve.enforce.values import Target, convert_untyped
 from sigserve.errors import InvalidParameter, SchemaError
 from sigserve.model.schema import DataType, ObjectType, ParamSpec
 
@@ -101,15 +103,10 @@ def _enforce_scalar(value: Any, data_type: Any) -> Any:
 
 
 def _to_datetime(value: Any) -> dt.datetime:
+    """The datetime column rule (ISO-8601, `Z` and offsets to naive UTC) on one value."""
     if isinstance(value, dt.datetime):
         return value
-    if isinstance(value, str):
-        try:
-            stamp = pd.Timestamp(value)
-        except ValueError:
-            stamp = None
-        if stamp is not None and not pd.isna(stamp):
-            if stamp.tzinfo is not None:
-                stamp = stamp.tz_convert("UTC").tz_localize(None)
-            return stamp.to_pydatetime()
-    raise InvalidParameter(f"expected datetime (an ISO-8601 string), got {value!r}")
+    stamps = convert_untyped(object_column([value]), Target.of(DataType.datetime), "value")
+    if np.isnat(stamps[0]):
+        raise InvalidParameter(f"expected datetime (an ISO-8601 string), got {value!r}")
+    return pd.Timestamp(stamps[0]).to_pydatetime()

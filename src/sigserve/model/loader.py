@@ -23,7 +23,6 @@ class LoadedModel:
     impl: Any
     predict_fn: Callable[..., Any]
     accepts_params: bool
-    load_seconds: float
 
     def predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
         if self.accepts_params:
@@ -51,7 +50,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         )
     elapsed = time.perf_counter() - started
     logger.info("loaded %s via %s in %.2fs", meta.path, meta.loader_module, elapsed)
-    return LoadedModel(meta, impl, predict_fn, _accepts_params(predict_fn), elapsed)
+    return LoadedModel(meta, impl, predict_fn, _accepts_params(predict_fn))
 
 
 def _accepts_params(fn: Callable[..., Any]) -> bool:

@@ -22,8 +22,6 @@ class PyfuncFlavor:
     code: str | None
     predict_fn: str
     model_config: dict[str, Any] | None
-    python_version: str | None
-    raw: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -34,11 +32,19 @@ class ModelMeta:
     signature: Signature | None
     serving_input_path: Path | None
     model_id: str | None
-    mlflow_version: str | None
 
     @property
     def loader_module(self) -> str:
         return self.pyfunc.loader_module
+
+
+def _signature(doc: dict[str, Any], mlmodel_file: Path) -> Signature | None:
+    try:
+        return parse_signature(doc.get("signature"))
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{mlmodel_file} has an invalid signature: {exc.message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"{mlmodel_file} has an invalid signature: {type(exc).__name__}: {exc}") from None
 
 
 def read_mlmodel(model_dir: str | os.PathLike[str]) -> ModelMeta:
@@ -48,9 +54,11 @@ def read_mlmodel(model_dir: str | os.PathLike[str]) -> ModelMeta:
         raise ModelLoadError(f"No MLmodel file in {path}: not an MLflow-format model directory")
     try:
         doc = yaml.safe_load(mlmodel_file.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{mlmodel_file} is not valid YAML: {exc}") from None
-    flavors = doc.get("flavors") or {}
+    flavors = doc.get("flavors") if isinstance(doc, dict) else None
+    if not isinstance(flavors, dict):
+        raise ModelLoadError(f"{mlmodel_file} has no 'flavors' mapping: not an MLmodel file")
     pyfunc = flavors.get(PYFUNC_FLAVOR)
     if not pyfunc or "loader_module" not in pyfunc:
         found = ", ".join(flavors) or "none"
@@ -68,11 +76,8 @@ def read_mlmodel(model_dir: str | os.PathLike[str]) -> ModelMeta:
             code=pyfunc.get("code"),
             predict_fn=pyfunc.get("predict_fn") or "predict",
             model_config=pyfunc.get("model_config"),
-            python_version=pyfunc.get("python_version"),
-            raw=pyfunc,
         ),
-        signature=parse_signature(doc.get("signature")),
+        signature=_signature(doc, mlmodel_file),
         serving_input_path=path / example if example else None,
         model_id=doc.get("model_id"),
-        mlflow_version=doc.get("mlflow_version"),
     )

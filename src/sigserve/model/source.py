@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -18,9 +18,6 @@ from sigserve.errors import ModelNotFound
 class ResolvedModel:
     uri: str
     path: Path
-    name: str | None = None
-    version: str | None = None
-    aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
 Resolver = Callable[[str], ResolvedModel]
@@ -49,6 +46,4 @@ def _resolve_local(uri: str) -> ResolvedModel:
     path = path.expanduser().resolve()
     if not path.is_dir():
         raise ModelNotFound(f"Model {uri!r}: no directory at {path}")
-    if not (path / "MLmodel").is_file():
-        raise ModelNotFound(f"Model {uri!r}: {path} has no MLmodel file")
     return ResolvedModel(uri=uri, path=path)

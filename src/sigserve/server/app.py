@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,7 +24,6 @@ from sigserve.scoring import Scorer
 logger = logging.getLogger("sigserve.server")
 
 JSON = "application/json"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def error_body(error: Exception) -> tuple[int, bytes]:
@@ -47,7 +45,7 @@ class ScoringApp:
     def __init__(self, scorer: Scorer, timeout_seconds: float | None = None) -> None:
         self.scorer = scorer
         self.timeout_seconds = timeout_seconds
-        self.inline = InlinePolicy()
+        self.inline = InlinePolicy(timeout_seconds)
         self.routes = _starlette_routes(scorer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +63,8 @@ class ScoringApp:
             status = 200
         except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
             status, payload = error_body(exc)
-        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     async def _score(self, content_type: str | None, body: bytes) -> bytes:
@@ -95,19 +94,21 @@ class InlinePolicy:
 
     Handing a sub-millisecond request to a thread costs a fifth of its time in GIL hand-offs.
     A small request runs inline only after `WARMUP` consecutive small requests each took under
-    `MAX_SECONDS`; one slower request sends small requests back to threads, so a slow model
-    never holds the event loop (and `/ping`) for more than one request.
+    `MAX_SECONDS`; one slower request sends small requests back to threads, so a model that
+    turns slow holds the event loop (and `/ping`) for one request at most. The request timeout
+    cannot interrupt an inline request, so a timeout under `10 * MAX_SECONDS` disables this.
     """
 
     MAX_BODY_BYTES = 16 * 1024
     MAX_SECONDS = 0.002
     WARMUP = 16
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_seconds: float | None = None) -> None:
+        self.enabled = timeout_seconds is None or timeout_seconds >= 10 * self.MAX_SECONDS
         self.fast_streak = 0
 
     def allowed(self) -> bool:
-        return self.fast_streak >= self.WARMUP
+        return self.enabled and self.fast_streak >= self.WARMUP
 
     def record(self, seconds: float) -> None:
         self.fast_streak = self.fast_streak + 1 if seconds <= self.MAX_SECONDS else 0
@@ -162,6 +163,3 @@ def _starlette_routes(scorer: Scorer) -> Starlette:
         exception_handlers={SigserveError: _starlette_error, Exception: _starlette_error},
     )
 
-
-def create_app(scorer: Scorer, timeout_seconds: float | None = None) -> Any:
-    return ScoringApp(scorer, timeout_seconds)

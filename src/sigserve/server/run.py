@@ -7,9 +7,12 @@ import os
 from typing import Any
 
 import uvicorn
+from gunicorn.app.base import BaseApplication
+
 from sigserve.server.app import ScoringApp
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
+WORKER_GRACE_SECONDS = 30  # a worker silent this long past the request timeout is restarted
 
 
 def request_timeout(flag: float | None) -> float:
@@ -33,16 +36,16 @@ def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: s
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
         return
-    _GunicornApp(app, {"bind": f"{host}:{port}", "workers": workers, "loglevel": log_level}).run()
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "loglevel": log_level,
+        "timeout": int(app.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + WORKER_GRACE_SECONDS,
+    }
+    _GunicornApp(app, options).run()
 
 
-def _gunicorn_base() -> Any:
-    from gunicorn.app.base import BaseApplication
-
-    return BaseApplication
-
-
-class _GunicornApp(_gunicorn_base()):  # type: ignore[misc]
+class _GunicornApp(BaseApplication):  # type: ignore[misc]
     """The app object already holds the loaded model, so every forked worker shares it."""
 
     def __init__(self, app: ScoringApp, options: dict[str, Any]) -> None:
@@ -50,7 +53,6 @@ class _GunicornApp(_gunicorn_base()):  # type: ignore[misc]
         self.options = {
             "worker_class": "uvicorn.workers.UvicornWorker",
             "preload_app": True,
-            "timeout": 0,
             **options,
         }
         super().__init__()

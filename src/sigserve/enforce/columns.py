@@ -10,7 +10,8 @@ import pandas as pd
 
 from sigserve.codecs.base import Table
 from sigserve.enforce.complex import enforce_values
-from sigserve.enforce.values import Target, convert_typed, convert_untyped
+from sigserve.enforce.typed import convert_typed
+from sigserve.enforce.values import Target, convert_untyped
 from sigserve.errors import SchemaError
 from sigserve.model.schema import ColSpec, DataType, Schema
 

@@ -1,9 +1,7 @@
-"""Vectorized conversion of one column (or flattened tensor) to a signature type.
+"""Vectorized conversion of untyped values (JSON) to a signature type: exactly or not at all.
 
-Two rules, chosen by where the values came from:
-- untyped values (JSON, CSV text): converted when the conversion is exact; `1.0` fits an
-  integer column, `1.5` does not. Base64 is decoded, ISO-8601 (with `Z` or an offset) parsed.
-- typed values (Parquet): MLflow's safe-cast table, applied to the dtype, not the values.
+`1.0` fits an integer column, `1.5` does not; base64 is decoded; ISO-8601 (with `Z` or an
+offset) is parsed. Typed values (Parquet, CSV) follow `typed.py` instead.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from pandas.api.types import infer_dtype
 from sigserve.errors import SchemaError
 from sigserve.model.schema import DataType
 
-_MISSING_VALUES_HINT = (
+MISSING_VALUES_HINT = (
     " Hint: integer columns cannot hold missing values; declare the column as double "
     "if it may have missing values."
 )
@@ -138,7 +136,7 @@ def _to_int(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where
         nan = np.isnan(numbers)
         if nan.any():
             index = _first(nan)
-            raise _fail(what, index, values[index], target.label, _MISSING_VALUES_HINT)
+            raise _fail(what, index, values[index], target.label, MISSING_VALUES_HINT)
         bad = (
             (numbers != np.floor(numbers))
             | (numbers < float(info.min))
@@ -224,7 +222,7 @@ def _exact_int(value: int | float, target: Target) -> int:
     info = np.iinfo(target.dtype)
     if isinstance(value, float):
         if value != value:
-            raise _Refused(target.label, _MISSING_VALUES_HINT)
+            raise _Refused(target.label, MISSING_VALUES_HINT)
         if not value.is_integer() or abs(value) >= _exact_limit(target):
             raise _Refused(target.label)
         value = int(value)
@@ -299,7 +297,7 @@ def _to_binary(values: np.ndarray, what: Where) -> np.ndarray:
 
 def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
     if values.dtype.kind == "M":
-        return _with_precision(_naive_ns(pd.Series(values), what).to_numpy(), target, what, values)
+        return _with_precision(naive_ns(pd.Series(values), what).to_numpy(), target, what, values)
     if values.dtype != object or infer_dtype(values, skipna=True) not in ("string", "empty", "datetime"):
         bad = np.array([not (isinstance(v, str) or v is None or v != v) for v in values])
         index = _first(bad) if bad.any() else None
@@ -316,7 +314,7 @@ def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
             except (ValueError, TypeError, OverflowError):
                 raise _fail(what, i, value, "datetime (an ISO-8601 string)") from None
         raise
-    return _with_precision(_naive_ns(parsed, what, values).to_numpy(), target, what, values)
+    return _with_precision(naive_ns(parsed, what, values).to_numpy(), target, what, values)
 
 
 def _with_precision(stamps: np.ndarray, target: Target, what: Where, originals: np.ndarray) -> np.ndarray:
@@ -331,7 +329,7 @@ def _with_precision(stamps: np.ndarray, target: Target, what: Where, originals: 
     return stamps
 
 
-def _naive_ns(series: pd.Series, what: Where = "datetime", originals: Any = None) -> pd.Series:
+def naive_ns(series: pd.Series, what: Where = "datetime", originals: Any = None) -> pd.Series:
     if getattr(series.dt, "tz", None) is not None:
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
     try:
@@ -341,48 +339,3 @@ def _naive_ns(series: pd.Series, what: Where = "datetime", originals: Any = None
         index = _first(bad.to_numpy()) if bad.any() else None
         value = None if index is None else originals[index] if originals is not None else str(series.iloc[index])
         raise _fail(what, index, str(value), f"datetime (between {pd.Timestamp.min} and {pd.Timestamp.max})") from None
-
-
-def convert_typed(values: Any, data_type: DataType, what: str) -> Any:
-    """MLflow's safe-cast table for typed columns (Parquet, CSV read with types)."""
-    if isinstance(values, pd.Series):
-        values = values.to_numpy() if not isinstance(values.dtype, pd.DatetimeTZDtype) else values
-    target = Target.of(data_type)
-    if isinstance(values, pd.Series) or values.dtype.kind == "M":
-        if data_type is DataType.datetime:
-            return _naive_ns(pd.Series(values), what).to_numpy()
-        raise _incompatible(what, values.dtype, target)
-    if values.dtype == object:
-        if data_type in (DataType.string, DataType.binary, DataType.datetime, DataType.boolean):
-            return convert_untyped(values, target, what)
-        inferred = pd.Series(values).infer_objects().to_numpy()
-        if inferred.dtype == object:
-            raise _incompatible(what, values.dtype, target)
-        values = inferred
-    wanted = target.dtype
-    if values.dtype == wanted:
-        return values
-    if _is_safe_cast(values, wanted):
-        return values.astype(wanted)
-    hint = _MISSING_VALUES_HINT if values.dtype.kind == "f" and wanted.kind in "iu" and np.isnan(values).any() else ""
-    raise _incompatible(what, values.dtype, target, hint)
-
-
-def _is_safe_cast(values: np.ndarray, wanted: np.dtype) -> bool:
-    have = values.dtype
-    if have.kind == wanted.kind:
-        return have.itemsize <= wanted.itemsize
-    if have.kind == "u" and wanted.kind == "i":
-        return have.itemsize < wanted.itemsize
-    if have.kind in "iu" and wanted == np.float64 and have.itemsize <= 6:
-        return True
-    if have == np.int64 and wanted.kind == "f":
-        return bool(np.isin(values, (0, 1)).all())
-    return False
-
-
-def _incompatible(what: str, have: Any, target: Target, hint: str = "") -> SchemaError:
-    return SchemaError(
-        f"{what}: incompatible input type {have}; cannot safely convert it to {target.label} "
-        f"({target.dtype}).{hint}"
-    )

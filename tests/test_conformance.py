@@ -185,6 +185,12 @@ def model_cases() -> list[Case]:
         Case("named_tensors_inputs", "echo_named_tensors", {"inputs": {"a": [[1.5, 2.5]], "b": [7]}}),
         Case("named_tensors_instances", "echo_named_tensors",
              {"instances": [{"a": [1.5, 2.5], "b": 7}, {"a": [3.5, 4.5], "b": 8}]}),
+        Case("named_tensors_fraction_for_int32", "echo_named_tensors",
+             {"inputs": {"a": [[1.5, 2.5]], "b": [1.5]}}, differs=STRICT, status=400),
+        Case("tensor_split_nested_cells", "echo_tensor", {"dataframe_split": {"data": [[[[1, 2], [3, 4]]]]}}),
+        Case("tensor_split_flat_cells", "echo_tensor",
+             {"dataframe_split": {"columns": ["a"], "data": [[[1, 2, 3, 4]]]}}),
+        Case("params_date_only", "echo_params", {"inputs": {"x": [1.0]}, "params": {"when": "2021-01-01"}}),
         Case("named_tensors_missing", "echo_named_tensors", {"inputs": {"a": [[1.5, 2.5]]}}),
         Case("params_defaults", "echo_params", {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}),
         Case("params_given", "echo_params", {
@@ -224,6 +230,16 @@ def model_cases() -> list[Case]:
             {"vec": [1.0], "obj": {"a": 1, "z": 2}, "counts": {"p": 1}, "anything": 1}]}),
         Case("complex_map_wrong_values", "echo_complex", {"dataframe_records": [
             {"vec": [1.0], "obj": {"a": 1}, "counts": {"p": "many"}, "anything": 1}]}),
+        Case("complex_any_keeps_inferred_type", "echo_complex", {"dataframe_records": [
+            {"vec": [1.5], "obj": {"a": 1}, "counts": {}, "anything": 1}]}),
+        Case("complex_array_of_integers_for_doubles", "echo_complex", {"dataframe_records": [
+            {"vec": [1, 2], "obj": {"a": 1}, "counts": {"p": 1}, "anything": 1}]},
+             differs="MLflow refuses int64 -> float64 inside arrays though it accepts it for columns",
+             status=200),
+        Case("complex_number_strings_inside_objects", "echo_complex", {"dataframe_records": [
+            {"vec": [1.5, "2"], "obj": {"a": "1"}, "counts": {"p": 1.0}, "anything": {}}]},
+             differs="number strings are accepted inside objects as in scalar columns; MLflow refuses them",
+             status=200),
         Case("complex_inputs_single_row", "echo_complex", {"inputs": {
             "vec": [1.0, 2.0], "obj": {"a": 1}, "counts": {"p": 1}, "anything": "z"}}),
         Case("nosig_split", "echo_nosig", {"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}}),

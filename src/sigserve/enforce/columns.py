@@ -13,7 +13,7 @@ from sigserve.enforce.complex import enforce_values
 from sigserve.enforce.typed import convert_typed
 from sigserve.enforce.values import Target, convert_untyped
 from sigserve.errors import SchemaError
-from sigserve.model.schema import ColSpec, DataType, Schema
+from sigserve.model.schema import AnyType, ColSpec, DataType, Schema
 
 
 def enforce_columns(table: Table, schema: Schema) -> pd.DataFrame:
@@ -68,6 +68,8 @@ def _match_positional(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]
 
 
 def convert_column(values: Any, spec: ColSpec, typed: bool, what: str) -> Any:
+    if isinstance(spec.type, AnyType):
+        return pd.Series(values).infer_objects().to_numpy()  # passed through, typed as pandas would
     if not isinstance(spec.type, DataType):
         return enforce_values(_as_objects(values), spec.type, spec.required, what)
     if typed:

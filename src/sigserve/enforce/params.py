@@ -102,11 +102,13 @@ def _enforce_scalar(value: Any, data_type: Any) -> Any:
     )
 
 
-def _to_datetime(value: Any) -> dt.datetime:
-    """The datetime column rule (ISO-8601, `Z` and offsets to naive UTC) on one value."""
-    if isinstance(value, dt.datetime):
+def _to_datetime(value: Any) -> dt.date:
+    """The datetime column rule (ISO-8601, `Z` and offsets to naive UTC) on one value; a bare
+    date stays a date, as MLflow hands it over."""
+    if isinstance(value, dt.date):
         return value
     stamps = convert_untyped(object_column([value]), Target.of(DataType.datetime), "value")
     if np.isnat(stamps[0]):
         raise InvalidParameter(f"expected datetime (an ISO-8601 string), got {value!r}")
-    return pd.Timestamp(stamps[0]).to_pydatetime()
+    stamp = pd.Timestamp(stamps[0]).to_pydatetime()
+    return stamp.date() if isinstance(value, str) and len(value.strip()) == 10 else stamp

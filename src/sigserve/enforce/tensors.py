@@ -114,7 +114,12 @@ def _column_to_tensor(column: Any, spec: TensorSpec, what: str) -> np.ndarray:
         )
     cells = np.asarray(column, dtype=object) if not isinstance(column, np.ndarray) else column
     if cells.dtype == object and len(cells) and isinstance(cells[0], (list, np.ndarray)):
-        stacked = to_tensor(list(cells), TensorSpec(spec.dtype, (-1,) * _depth(cells[0], 1), spec.name), what)
+        if len(cells[0]) and not np.isscalar(cells[0][0]):
+            raise SchemaError(
+                f"{what}: each cell must be a flat list of scalars, reshaped to {spec.shape}; "
+                "nested lists are not accepted in a table column"
+            )
+        stacked = to_tensor(list(cells), TensorSpec(spec.dtype, (-1, -1), spec.name), what)
         try:
             array = stacked.reshape(spec.shape)
         except ValueError:
@@ -133,8 +138,3 @@ def _column_to_tensor(column: Any, spec: TensorSpec, what: str) -> np.ndarray:
     array = to_tensor(cells, TensorSpec(spec.dtype, (-1,), spec.name), what)
     return array.reshape(spec.shape)
 
-
-def _depth(cell: Any, depth: int) -> int:
-    while isinstance(cell, (list, np.ndarray)) and len(cell):
-        cell, depth = cell[0], depth + 1
-    return depth

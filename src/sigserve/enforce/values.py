@@ -155,11 +155,7 @@ def _to_int(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where
 
 def _to_float(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where) -> np.ndarray:
     if numbers.dtype.kind in "iu":
-        limit = int(_exact_limit(target))
-        bad = (numbers > limit) | (numbers < -limit)
-        if bad.any():
-            index = _first(bad)
-            raise _fail(what, index, values[index], f"{target.label} without rounding")
+        _check_ints_fit(numbers, values, target, what)
     with np.errstate(over="ignore", invalid="ignore"):
         converted = numbers.astype(target.dtype)
     if target.dtype.itemsize < numbers.dtype.itemsize and numbers.dtype.kind == "f":
@@ -168,6 +164,25 @@ def _to_float(numbers: np.ndarray, values: np.ndarray, target: Target, what: Whe
             index = _first(overflow)
             raise _fail(what, index, values[index], f"{target.label} (out of range)")
     return converted
+
+
+def _check_ints_fit(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where) -> None:
+    """Integers past the mantissa fit only when representable (2**40 fits float32, 2**24+1 not)."""
+    limit = int(_exact_limit(target))
+    large = (numbers > limit) | (numbers < -limit)
+    if not large.any():
+        return
+    float64_exact = 2**53
+    with np.errstate(over="ignore", invalid="ignore"):
+        round_trip = numbers.astype(target.dtype).astype(np.float64)
+    moderate = large & (numbers <= float64_exact) & (numbers >= -float64_exact)
+    bad = moderate & (round_trip != numbers.astype(np.float64))
+    for index in np.flatnonzero(large & ~moderate):  # beyond float64's mantissa: check exactly
+        converted = target.dtype.type(int(numbers[index]))
+        bad[index] = not np.isfinite(converted) or int(converted) != int(numbers[index])
+    if bad.any():
+        index = _first(bad)
+        raise _fail(what, index, values[index], f"{target.label} without rounding")
 
 
 def _convert_each(values: np.ndarray, target: Target, what: Where) -> np.ndarray:

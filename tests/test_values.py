@@ -687,3 +687,10 @@ def test_invalid_json_is_bad_request() -> None:
     with pytest.raises(BadRequest) as info:
         decode(JSON, b"{not json", None)
     assert info.value.status_code == 400
+
+
+def test_csv_integer_column_takes_integral_floats_and_names_the_first_bad_row() -> None:
+    assert csv_column("long", "col_a\n2.0\n-3\n").tolist() == [2, -3]
+    with pytest.raises(SigserveError) as info:
+        csv_column("integer", "col_a\n1.0\n3000000000\n")
+    assert "row 1" in info.value.message and "3000000000" in info.value.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -42,12 +43,44 @@ class CsvDecoder:
             raise BadRequest("Empty CSV body: expected a header line and rows")
         types = column_types(schema)
         try:
-            table = pacsv.read_csv(io.BytesIO(body), convert_options=_options(types))
+            try:
+                table = _read(body, types)
+            except pa.ArrowInvalid:
+                table = _read_integral_floats(body, types)
         except pa.ArrowInvalid as exc:
             raise _conversion_error(body, types) or BadRequest(f"Failed to parse the CSV body: {exc}") from None
         except (pa.ArrowException, UnicodeDecodeError, KeyError) as exc:
             raise BadRequest(f"Failed to parse the CSV body: {exc}") from None
         return Decoded(arrow_table(table), None, "csv")
+
+
+def _read(body: bytes, types: dict[str, pa.DataType]) -> pa.Table:
+    return pacsv.read_csv(io.BytesIO(body), convert_options=_options(types))
+
+
+def _read_integral_floats(body: bytes, types: dict[str, pa.DataType]) -> pa.Table:
+    """Integer columns written as `2.0` (as pandas reads them): read as floats, then cast back
+    only if every value is integral and in range."""
+    as_floats = {name: pa.float64() if pa.types.is_integer(t) else t for name, t in types.items()}
+    table = _read(body, as_floats)
+    for name, arrow_type in types.items():
+        if pa.types.is_integer(arrow_type) and name in table.column_names:
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, _integral(table.column(name), name, arrow_type))
+    return table
+
+
+def _integral(column: pa.ChunkedArray, name: str, arrow_type: pa.DataType) -> pa.ChunkedArray:
+    try:
+        return column.cast(arrow_type, safe=True)
+    except pa.ArrowInvalid:
+        values = column.to_numpy(zero_copy_only=False)
+        info = np.iinfo(arrow_type.to_pandas_dtype())
+        bad = ~np.isnan(values) & ((values != np.floor(values)) | (values < info.min) | (values > info.max))
+        row = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise BadRequest(
+            f"Column {name!r}, row {row}: value {values[row].item()!r} cannot be converted to {arrow_type}."
+        ) from None
 
 
 def _options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:

@@ -112,6 +112,8 @@ def build_models(root: Path) -> dict[str, Path]:
     one_column = Schema([ColSpec("double", "x")])
     paths["slow"] = _save_pyfunc(root / "slow", pyfunc_models.Slow(), ModelSignature(inputs=one_column))
     paths["fails"] = _save_pyfunc(root / "fails", pyfunc_models.Fails(), ModelSignature(inputs=one_column))
+    paths["float32_out"] = _save_pyfunc(root / "float32_out", pyfunc_models.Float32Out(),
+                                        ModelSignature(inputs=one_column))
     paths["series_out"] = _save_pyfunc(root / "series_out", pyfunc_models.SeriesOut(),
                                        ModelSignature(inputs=one_column))
 

@@ -256,6 +256,7 @@ def model_cases() -> list[Case]:
         Case("nosig_instances_dicts", "echo_nosig", {"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}),
         Case("nosig_csv", "echo_nosig", b"a,b\n1,x\n2,y\n", CSV),
         Case("series_output", "series_out", {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}),
+        Case("float32_output", "float32_out", {"dataframe_split": {"columns": ["x"], "data": [[1.0], [0.1]]}}),
         Case("model_raises", "fails", {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}),
         Case("echo_csv_all_types", "echo", frame_to_csv(pd.DataFrame([ROW])), CSV,
              differs="MLflow's CSV reader fails on every datetime column (pandas refuses dtype datetime64)",

@@ -27,6 +27,12 @@ def jsonable(predictions: Any) -> Any:
         return _records(predictions)
     if isinstance(predictions, pd.Series):
         return _records(predictions.to_frame())
+    if isinstance(predictions, dict):
+        return {key: jsonable(value) for key, value in predictions.items()}
+    if isinstance(predictions, np.ndarray) and predictions.dtype.kind == "f" and predictions.itemsize < 8:
+        return predictions.astype(np.float64)  # the float32 value exactly, as MLflow's tolist() writes it
+    if isinstance(predictions, np.floating) and predictions.itemsize < 8:
+        return float(predictions)
     return predictions
 
 

@@ -68,3 +68,10 @@ class Fails(mlflow.pyfunc.PythonModel):
 class SeriesOut(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         return pd.Series(model_input.iloc[:, 0].to_numpy() * 2)
+
+
+class Float32Out(mlflow.pyfunc.PythonModel):
+    """float32 predictions: MLflow writes each as the exact double of the float32 value."""
+
+    def predict(self, context, model_input, params=None):
+        return model_input.to_numpy(np.float32)[:, 0] / np.float32(3)

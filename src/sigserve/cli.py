@@ -9,17 +9,28 @@ from pathlib import Path
 
 from sigserve import __version__
 from sigserve.errors import ModelLoadError, SigserveError
+from sigserve.encode import encode_json
 from sigserve.model.loader import load_model
+from sigserve.model.mlmodel import read_mlmodel
 from sigserve.model.source import resolve
 from sigserve.scoring import Scorer
 
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model-uri", required=True,
+                        help="models:/name@alias, models:/name/version|stage|latest, models:/m-<id>, "
+                             "runs:/<run id>/<path>, a local path or file:// URI")
+    parser.add_argument("--registry-uri", default=None,
+                        help="registry (default $MLFLOW_REGISTRY_URI, $MLFLOW_TRACKING_URI, "
+                             "else sqlite:///mlflow.db)")
+
+
 def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
     parser.add_argument("--help", action="help", help="show this help and exit")
     if with_model:
-        parser.add_argument("-m", "--model-uri", required=True, help="model URI or local path")
+        _model_flags(parser)
     parser.add_argument("-h", "--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("-p", "--port", type=int, default=5000, help="port (default 5000)")
     parser.add_argument("-w", "--workers", type=int, default=1, help="worker processes (default 1)")
@@ -44,10 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_flags(demo, with_model=False)
 
     predict = commands.add_parser("predict", help="score a file with the same decoding and enforcement")
-    predict.add_argument("-m", "--model-uri", required=True)
+    _model_flags(predict)
     predict.add_argument("-i", "--input-path", default=None, help="input file (default stdin)")
     predict.add_argument("-o", "--output-path", default=None, help="output file (default stdout)")
     predict.add_argument("-t", "--content-type", default="json", choices=sorted(CONTENT_TYPES))
+
+    info = commands.add_parser("info", help="print what a model URI resolves to, as JSON")
+    _model_flags(info)
     return parser
 
 
@@ -60,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "predict":
             return _predict(args)
+        if args.command == "info":
+            return _info(args)
         return _serve(args)
     except SigserveError as exc:
         print(f"sigserve: {exc.message}", file=sys.stderr)
@@ -69,8 +85,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _load_scorer(uri: str) -> Scorer:
-    return Scorer(load_model(resolve(uri).path))
+def _load_scorer(args: argparse.Namespace) -> Scorer:
+    return Scorer(load_model(resolve(args.model_uri, args.registry_uri).path))
+
+
+def _info(args: argparse.Namespace) -> int:
+    resolved = resolve(args.model_uri, args.registry_uri)
+    meta = read_mlmodel(resolved.path)
+    report = {
+        "uri": resolved.uri,
+        "registry": resolved.registry,
+        "name": resolved.name,
+        "version": resolved.version,
+        "aliases": list(resolved.aliases),
+        "stage": resolved.stage,
+        "source": resolved.source,
+        "local_path": str(resolved.path),
+        "flavor": meta.loader_module,
+        "signature": meta.signature.raw if meta.signature else None,
+    }
+    sys.stdout.write(encode_json(report).decode() + "\n")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -80,8 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from sigserve.demo import DEMO_MODEL_DIR
 
-        args.model_uri = str(DEMO_MODEL_DIR)
-    scorer = _load_scorer(args.model_uri)
+        args.model_uri, args.registry_uri = str(DEMO_MODEL_DIR), None
+    scorer = _load_scorer(args)
     scorer.warm_up()
     app = ScoringApp(scorer, timeout_seconds=request_timeout(args.timeout))
     logging.getLogger("sigserve").info(
@@ -94,7 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     body = Path(args.input_path).read_bytes() if args.input_path else sys.stdin.buffer.read()
-    scorer = _load_scorer(args.model_uri)
+    scorer = _load_scorer(args)
     result = scorer.score(CONTENT_TYPES[args.content_type], body)
     if args.output_path:
         Path(args.output_path).write_bytes(result)

@@ -1,43 +1,29 @@
 """Source stage: turn a model URI into a local model directory.
 
-Only local paths and `file://` URIs resolve here; registry URIs plug in as further resolvers.
+Local paths and `file://` URIs resolve here; `models:/` and `runs:/` go through the registry.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from sigserve.errors import ModelNotFound
+from sigserve.model.resolved import ResolvedModel
+from sigserve.registry import resolve_registry_uri
+
+REGISTRY_SCHEMES = ("models", "runs")
 
 
-@dataclass(frozen=True)
-class ResolvedModel:
-    uri: str
-    path: Path
-
-
-Resolver = Callable[[str], ResolvedModel]
-
-_SCHEME_RESOLVERS: dict[str, Resolver] = {}
-
-
-def register_scheme(scheme: str, resolver: Resolver) -> None:
-    _SCHEME_RESOLVERS[scheme] = resolver
-
-
-def resolve(uri: str) -> ResolvedModel:
+def resolve(uri: str, registry: str | None = None) -> ResolvedModel:
     scheme = urlparse(uri).scheme
-    if scheme in _SCHEME_RESOLVERS:
-        return _SCHEME_RESOLVERS[scheme](uri)
-    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+    if scheme in REGISTRY_SCHEMES:
+        return resolve_registry_uri(uri, registry)
+    if scheme in ("", "file"):
         return _resolve_local(uri)
     raise ModelNotFound(
         f"Cannot resolve {uri!r}: the scheme {scheme!r} is not supported "
-        "(use a local path or file:// URI)"
+        "(use a local path, file://, models:/ or runs:/)"
     )
 
 

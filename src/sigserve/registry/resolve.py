@@ -1,0 +1,88 @@
+"""`models:/…` and `runs:/…` to a local model directory, through the registry's database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from sigserve.errors import ModelNotFound
+from sigserve.model.resolved import ResolvedModel
+from sigserve.registry.location import registry_uri
+from sigserve.registry.sqlite_store import SqliteRegistry
+from sigserve.registry.uri import LoggedModelRef, parse_models_uri
+
+_MAX_INDIRECTIONS = 4
+
+
+def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel:
+    where = registry_uri(registry)
+    store = _open(where)
+    if uri.startswith("runs:"):
+        run_id, _, path = urlparse(uri).path.lstrip("/").partition("/")
+        local = _first_local(store.run_artifact_location(run_id, path), store, uri)
+        return ResolvedModel(uri, local, registry=where, source=uri)
+    ref = parse_models_uri(uri)
+    if isinstance(ref, LoggedModelRef):
+        source = f"models:/{ref.model_id}"
+        return ResolvedModel(uri, _local(source, store, uri), registry=where, source=source)
+    record = store.find_version(ref)
+    locations = [loc for loc in (record.storage_location, record.source) if loc]
+    return ResolvedModel(
+        uri,
+        _first_local(locations, store, uri),
+        registry=where,
+        name=record.name,
+        version=record.version,
+        aliases=record.aliases,
+        stage=record.stage,
+        source=record.source,
+    )
+
+
+def _open(where: str) -> SqliteRegistry:
+    scheme = urlparse(where).scheme
+    if scheme == "sqlite":
+        return SqliteRegistry(where)
+    raise ModelNotFound(
+        f"Registry {where!r}: only MLflow SQLite databases (sqlite:///…) are supported so far; "
+        "MLflow tracking servers (http[s]://) and file stores are the next milestone"
+    )
+
+
+def _first_local(locations: list[str], store: SqliteRegistry, uri: str) -> Path:
+    problems = []
+    for location in locations:
+        try:
+            return _local(location, store, uri)
+        except ModelNotFound as exc:
+            problems.append(exc.message)
+    raise ModelNotFound("; ".join(problems) or f"{uri}: the registry has no location for it")
+
+
+def _local(location: str, store: SqliteRegistry, uri: str, depth: int = 0) -> Path:
+    """Follow `models:/m-…` and `runs:/…` sources to a directory on this machine."""
+    if depth > _MAX_INDIRECTIONS:
+        raise ModelNotFound(f"{uri}: too many indirections resolving {location!r}")
+    scheme = urlparse(location).scheme
+    if scheme == "models":
+        ref = parse_models_uri(location)
+        if isinstance(ref, LoggedModelRef):
+            return _local(store.logged_model_location(ref.model_id), store, uri, depth + 1)
+        return _first_local(_version_locations(store, ref), store, uri)
+    if scheme == "runs":
+        run_id, _, path = urlparse(location).path.lstrip("/").partition("/")
+        return _first_local(store.run_artifact_location(run_id, path), store, uri)
+    if scheme in ("", "file"):
+        path = Path(unquote(urlparse(location).path) if scheme == "file" else location).expanduser()
+        if (path / "MLmodel").is_file():
+            return path.resolve()
+        raise ModelNotFound(f"{uri}: no model directory (with an MLmodel file) at {path}")
+    raise ModelNotFound(
+        f"{uri}: its artifacts are at {location!r}; downloading from {scheme}:// artifact stores "
+        "is the next milestone, only local artifacts are served so far"
+    )
+
+
+def _version_locations(store: SqliteRegistry, ref) -> list[str]:  # type: ignore[no-untyped-def]
+    record = store.find_version(ref)
+    return [loc for loc in (record.storage_location, record.source) if loc]

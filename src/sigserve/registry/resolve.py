@@ -7,6 +7,8 @@ from urllib.parse import unquote, urlparse
 
 from sigserve.errors import ModelNotFound
 from sigserve.model.resolved import ResolvedModel
+from sigserve.registry.backend import RegistryBackend
+from sigserve.registry.cache import ArtifactCache, cache_key
 from sigserve.registry.location import registry_uri
 from sigserve.registry.sqlite_store import SqliteRegistry
 from sigserve.registry.uri import LoggedModelRef, parse_models_uri
@@ -26,10 +28,9 @@ def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel
         source = f"models:/{ref.model_id}"
         return ResolvedModel(uri, _local(source, store, uri), registry=where, source=source)
     record = store.find_version(ref)
-    locations = [loc for loc in (record.storage_location, record.source) if loc]
     return ResolvedModel(
         uri,
-        _first_local(locations, store, uri),
+        _first_local(record.locations, store, uri),
         registry=where,
         name=record.name,
         version=record.version,
@@ -39,7 +40,7 @@ def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel
     )
 
 
-def _open(where: str) -> SqliteRegistry:
+def _open(where: str) -> RegistryBackend:
     scheme = urlparse(where).scheme
     if scheme == "sqlite":
         return SqliteRegistry(where)
@@ -49,7 +50,7 @@ def _open(where: str) -> SqliteRegistry:
     )
 
 
-def _first_local(locations: list[str], store: SqliteRegistry, uri: str) -> Path:
+def _first_local(locations: list[str], store: RegistryBackend, uri: str) -> Path:
     problems = []
     for location in locations:
         try:
@@ -59,7 +60,7 @@ def _first_local(locations: list[str], store: SqliteRegistry, uri: str) -> Path:
     raise ModelNotFound("; ".join(problems) or f"{uri}: the registry has no location for it")
 
 
-def _local(location: str, store: SqliteRegistry, uri: str, depth: int = 0) -> Path:
+def _local(location: str, store: RegistryBackend, uri: str, depth: int = 0) -> Path:
     """Follow `models:/m-…` and `runs:/…` sources to a directory on this machine."""
     if depth > _MAX_INDIRECTIONS:
         raise ModelNotFound(f"{uri}: too many indirections resolving {location!r}")
@@ -68,7 +69,7 @@ def _local(location: str, store: SqliteRegistry, uri: str, depth: int = 0) -> Pa
         ref = parse_models_uri(location)
         if isinstance(ref, LoggedModelRef):
             return _local(store.logged_model_location(ref.model_id), store, uri, depth + 1)
-        return _first_local(_version_locations(store, ref), store, uri)
+        return _first_local(store.find_version(ref).locations, store, uri)
     if scheme == "runs":
         run_id, _, path = urlparse(location).path.lstrip("/").partition("/")
         return _first_local(store.run_artifact_location(run_id, path), store, uri)
@@ -77,12 +78,20 @@ def _local(location: str, store: SqliteRegistry, uri: str, depth: int = 0) -> Pa
         if (path / "MLmodel").is_file():
             return path.resolve()
         raise ModelNotFound(f"{uri}: no model directory (with an MLmodel file) at {path}")
-    raise ModelNotFound(
-        f"{uri}: its artifacts are at {location!r}; downloading from {scheme}:// artifact stores "
-        "is the next milestone, only local artifacts are served so far"
-    )
+    return _downloaded(location, store, uri)
 
 
-def _version_locations(store: SqliteRegistry, ref) -> list[str]:  # type: ignore[no-untyped-def]
-    record = store.find_version(ref)
-    return [loc for loc in (record.storage_location, record.source) if loc]
+def _downloaded(location: str, store: RegistryBackend, uri: str) -> Path:
+    """A remote artifact directory, fetched once into the cache."""
+
+    def fetch(destination: Path) -> None:
+        if not store.download(location, destination):
+            raise ModelNotFound(
+                f"{uri}: its artifacts are at {location!r}, which the registry {store.uri} cannot "
+                "download; use a registry that can (an MLflow tracking server for "
+                "mlflow-artifacts:/), or install the extra for that artifact store"
+            )
+        if not (destination / "MLmodel").is_file():
+            raise ModelNotFound(f"{uri}: {location!r} holds no MLmodel file")
+
+    return ArtifactCache().get_or_fetch(cache_key(store.uri, location), fetch)

@@ -7,25 +7,14 @@ Opened with `mode=ro`, so a running MLflow is never locked out; works on MLflow 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from sigserve.errors import ModelNotFound
+from sigserve.registry.backend import VersionRecord
 from sigserve.registry.uri import RegisteredModelRef
 
 WORKSPACE = "default"
-
-
-@dataclass(frozen=True)
-class VersionRecord:
-    name: str
-    version: str
-    source: str
-    storage_location: str | None
-    run_id: str | None
-    stage: str
-    aliases: tuple[str, ...]
 
 
 def sqlite_path(uri: str) -> Path:
@@ -126,6 +115,10 @@ class SqliteRegistry:
                 )
             ]
         return candidates
+
+
+    def download(self, location: str, destination: Path) -> bool:
+        return False  # a database holds no artifacts; remote ones need the tracking server
 
 
 def _in_stage(ref: RegisteredModelRef) -> str:

@@ -1,0 +1,42 @@
+"""What every registry backend answers (SQLite, REST, file store), and the records it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sigserve.registry.uri import RegisteredModelRef
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    name: str
+    version: str
+    source: str
+    storage_location: str | None
+    run_id: str | None
+    stage: str
+    aliases: tuple[str, ...]
+
+    @property
+    def locations(self) -> list[str]:
+        """Where the artifacts may be, best first: MLflow 3 records a storage location."""
+        return [location for location in (self.storage_location, self.source) if location]
+
+
+class RegistryBackend(Protocol):
+    uri: str
+
+    def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
+        """The version a ref names; ModelNotFound naming what was asked and where."""
+
+    def logged_model_location(self, model_id: str) -> str:
+        """Artifact location of an MLflow 3 logged model (`models:/m-<id>`)."""
+
+    def run_artifact_location(self, run_id: str, path: str) -> list[str]:
+        """Candidate locations of `runs:/<run_id>/<path>`, best first."""
+
+    def download(self, location: str, destination: Path) -> bool:
+        """Copy a non-local artifact directory into `destination`; False if the backend cannot
+        reach that kind of location (the caller then says so)."""

@@ -9,6 +9,7 @@ from sigserve.errors import ModelNotFound
 from sigserve.model.resolved import ResolvedModel
 from sigserve.registry.backend import RegistryBackend
 from sigserve.registry.cache import ArtifactCache, cache_key
+from sigserve.registry.file_store import FileStoreRegistry
 from sigserve.registry.location import registry_uri
 from sigserve.registry.sqlite_store import SqliteRegistry
 from sigserve.registry.uri import LoggedModelRef, parse_models_uri
@@ -44,9 +45,11 @@ def _open(where: str) -> RegistryBackend:
     scheme = urlparse(where).scheme
     if scheme == "sqlite":
         return SqliteRegistry(where)
+    if scheme in ("", "file"):
+        return FileStoreRegistry(where)
     raise ModelNotFound(
-        f"Registry {where!r}: only MLflow SQLite databases (sqlite:///…) are supported so far; "
-        "MLflow tracking servers (http[s]://) and file stores are the next milestone"
+        f"Registry {where!r}: unsupported; use an MLflow SQLite database (sqlite:///…), an MLflow "
+        "tracking server (http[s]://…) or an MLflow file store directory"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from sigserve.errors import ModelLoadError, SigserveError
 from sigserve.encode import encode_json
 from sigserve.model.loader import load_model
 from sigserve.model.mlmodel import read_mlmodel
+from sigserve.model.resolved import ResolvedModel
 from sigserve.model.source import resolve
+from sigserve.registry.cache import CACHE_DIR_ENV
 from sigserve.scoring import Scorer
 
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -25,6 +28,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry-uri", default=None,
                         help="registry (default $MLFLOW_REGISTRY_URI, $MLFLOW_TRACKING_URI, "
                              "else sqlite:///mlflow.db)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="where downloaded models are cached (default $SIGSERVE_CACHE_DIR, "
+                             "else ~/.cache/sigserve)")
 
 
 def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
@@ -85,12 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _resolve(args: argparse.Namespace) -> ResolvedModel:
+    if args.cache_dir:
+        os.environ[CACHE_DIR_ENV] = args.cache_dir
+    return resolve(args.model_uri, args.registry_uri)
+
+
 def _load_scorer(args: argparse.Namespace) -> Scorer:
-    return Scorer(load_model(resolve(args.model_uri, args.registry_uri).path))
+    return Scorer(load_model(_resolve(args).path))
 
 
 def _info(args: argparse.Namespace) -> int:
-    resolved = resolve(args.model_uri, args.registry_uri)
+    resolved = _resolve(args)
     meta = read_mlmodel(resolved.path)
     report = {
         "uri": resolved.uri,
@@ -115,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from sigserve.demo import DEMO_MODEL_DIR
 
-        args.model_uri, args.registry_uri = str(DEMO_MODEL_DIR), None
+        args.model_uri, args.registry_uri, args.cache_dir = str(DEMO_MODEL_DIR), None, None
     scorer = _load_scorer(args)
     scorer.warm_up()
     app = ScoringApp(scorer, timeout_seconds=request_timeout(args.timeout))

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 COMPLETE_MARKER = ".sigserve-complete"
+CACHE_DIR_ENV = "SIGSERVE_CACHE_DIR"
 
 
 def default_cache_dir() -> Path:
-    configured = os.environ.get("SIGSERVE_CACHE_DIR")
+    configured = os.environ.get(CACHE_DIR_ENV)
     if configured:
         return Path(configured).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sigserve"

@@ -9,6 +9,7 @@ from sigserve.errors import ModelNotFound
 from sigserve.model.resolved import ResolvedModel
 from sigserve.registry.backend import RegistryBackend
 from sigserve.registry.cache import ArtifactCache, cache_key
+from sigserve.registry.cloud import download_cloud
 from sigserve.registry.file_store import FileStoreRegistry
 from sigserve.registry.location import registry_uri
 from sigserve.registry.sqlite_store import SqliteRegistry
@@ -88,7 +89,7 @@ def _downloaded(location: str, store: RegistryBackend, uri: str) -> Path:
     """A remote artifact directory, fetched once into the cache."""
 
     def fetch(destination: Path) -> None:
-        if not store.download(location, destination):
+        if not (store.download(location, destination) or download_cloud(location, destination)):
             raise ModelNotFound(
                 f"{uri}: its artifacts are at {location!r}, which the registry {store.uri} cannot "
                 "download; use a registry that can (an MLflow tracking server for "

@@ -16,6 +16,7 @@ from sigserve.model.mlmodel import read_mlmodel
 from sigserve.model.resolved import ResolvedModel
 from sigserve.model.source import resolve
 from sigserve.registry.cache import CACHE_DIR_ENV
+from sigserve.registry_cli import add_registry_commands, run_registry_command
 from sigserve.scoring import Scorer
 
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="print what a model URI resolves to, as JSON")
     _model_flags(info)
+    add_registry_commands(commands)
     return parser
 
 
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "registry":
+            return run_registry_command(args)
         if args.command == "predict":
             return _predict(args)
         if args.command == "info":

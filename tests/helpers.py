@@ -143,8 +143,10 @@ def _save_pyfunc(path: Path, python_model: Any, signature: Any) -> Path:
 class SigserveServer:
     """A real `sigserve serve` process on a free loopback port."""
 
-    def __init__(self, model_path: Path | str, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, model_path: Path | str, *extra: str, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
         self.model_path = str(model_path)
+        self.cwd = cwd
         self.extra = list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -159,7 +161,7 @@ class SigserveServer:
     def start(self, timeout: float = 60.0) -> "SigserveServer":
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        env=self.env, start_new_session=True)
+                                        env=self.env, cwd=self.cwd, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -8,7 +8,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from helpers import SigserveServer, SigserveWithoutMlflow, frame_to_csv, frame_to_parquet, run_cli
+from helpers import SigserveServer, SigserveWithoutMlflow, frame_to_csv, frame_to_parquet, run_cli  # noqa: F401
 
 from sigserve.demo import DEMO_MODEL_DIR
 
@@ -95,15 +95,36 @@ def test_demo_model_serves_its_example_without_mlflow() -> None:
         assert httpx.get(server.url + "/health").status_code == 200
 
 
-def test_demo_command_starts_the_demo_model() -> None:
-    class DemoServer(SigserveServer):
-        def command(self) -> list[str]:
-            return [*super().command()[:3], "demo", "-h", "127.0.0.1", "-p", str(self.port)]
+class DemoServer(SigserveWithoutMlflow):
+    """`sigserve demo` where MLflow cannot be imported, in a directory of its own."""
 
-    with DemoServer(DEMO_MODEL_DIR) as server:
-        body = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5,
-                                       "petal_length": 1.4, "petal_width": 0.2}]}
+    def command(self) -> list[str]:
+        return [*super().command()[:3], "demo", "-h", "127.0.0.1", "-p", str(self.port)]
+
+
+def test_demo_registers_the_bundled_model_in_a_local_registry_and_serves_it(tmp_path) -> None:
+    body = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5,
+                                   "petal_length": 1.4, "petal_width": 0.2}]}
+    with DemoServer(DEMO_MODEL_DIR, cwd=tmp_path) as server:
         assert server.post(body).json()["predictions"][0]["species"] == "setosa"
+        assert "models:/sigserve-demo-iris@champion" in server.log()
+    assert (tmp_path / "mlflow.db").is_file()
+    listed = json.loads(run_cli_in(tmp_path, "registry", "list").stdout)
+    assert listed["models"][0]["name"] == "sigserve-demo-iris"
+    assert listed["models"][0]["aliases"] == {"champion": "1"}
+    with DemoServer(DEMO_MODEL_DIR, cwd=tmp_path) as server:  # a second start reuses version 1
+        assert server.post(body).status_code == 200
+    assert json.loads(run_cli_in(tmp_path, "registry", "list").stdout)["models"][0]["latest_version"] == "1"
+
+
+def run_cli_in(cwd, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.run([sys.executable, "-m", "sigserve", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=60)
 
 
 def test_malformed_signature_fails_at_start_up_in_one_line(models, tmp_path) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sigserve import __version__
+from sigserve.demo import DEMO_REGISTRY_URI, ensure_demo_registered
 from sigserve.errors import ModelLoadError, SigserveError
 from sigserve.encode import encode_json
 from sigserve.model.loader import load_model
@@ -58,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", add_help=False, help="serve a model over HTTP")
     _serve_flags(serve)
 
-    demo = commands.add_parser("demo", add_help=False, help="serve the bundled iris demo model")
+    demo = commands.add_parser(
+        "demo", add_help=False, help="register the bundled iris model in the local registry and serve it"
+    )
     _serve_flags(demo, with_model=False)
+    demo.add_argument("--registry-uri", default=DEMO_REGISTRY_URI,
+                      help=f"where to register the demo model (default {DEMO_REGISTRY_URI})")
 
     predict = commands.add_parser("predict", help="score a file with the same decoding and enforcement")
     _model_flags(predict)
@@ -129,9 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     from sigserve.server.run import request_timeout, run_server
 
     if args.command == "demo":
-        from sigserve.demo import DEMO_MODEL_DIR
-
-        args.model_uri, args.registry_uri, args.cache_dir = str(DEMO_MODEL_DIR), None, None
+        args.model_uri, args.cache_dir = ensure_demo_registered(args.registry_uri), None
     scorer = _load_scorer(args)
     scorer.warm_up()
     app = ScoringApp(scorer, timeout_seconds=request_timeout(args.timeout))

@@ -48,6 +48,10 @@ def _open(where: str) -> RegistryBackend:
         return SqliteRegistry(where)
     if scheme in ("", "file"):
         return FileStoreRegistry(where)
+    if scheme in ("http", "https"):
+        from sigserve.registry.rest_store import RestRegistry
+
+        return RestRegistry(where)
     raise ModelNotFound(
         f"Registry {where!r}: unsupported; use an MLflow SQLite database (sqlite:///…), an MLflow "
         "tracking server (http[s]://…) or an MLflow file store directory"
@@ -56,7 +60,7 @@ def _open(where: str) -> RegistryBackend:
 
 def _first_local(locations: list[str], store: RegistryBackend, uri: str) -> Path:
     problems = []
-    for location in locations:
+    for location in dict.fromkeys(locations):  # in order, each once
         try:
             return _local(location, store, uri)
         except ModelNotFound as exc:

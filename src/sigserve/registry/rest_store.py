@@ -1,0 +1,476 @@
+"""An MLflow tracking server's REST API (`http[s]://host:port`), read with httpx only.
+
+Speaks the same endpoints MLflow's own client uses: the model registry for versions, aliases and
+stages, the logged-model and run APIs for `models:/m-…` and `runs:/…`, and the artifact proxy
+(`mlflow-artifacts:/…`) for downloads, which are streamed to disk file by file. Credentials and TLS
+settings come from MLflow's environment variables. Transient failures (connection errors,
+timeouts, 429 and 5xx answers) are retried a bounded number of times with exponential backoff;
+every failure ends as a one-line ModelNotFound naming what was asked, the server, and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse, urlunparse
+
+import certifi
+import httpx
+
+from sigserve.errors import ModelNotFound
+from sigserve.registry.backend import VersionRecord
+from sigserve.registry.uri import RegisteredModelRef
+
+API = "/api/2.0"
+ARTIFACTS_ENDPOINT = "/mlflow-artifacts/artifacts"
+ATTEMPTS = 4
+BACKOFF_SECONDS = 0.2
+DEFAULT_TIMEOUT_SECONDS = 10.0
+CHUNK_BYTES = 1 << 20
+MAX_SEARCH_PAGES = 20
+AUTH_HINT = "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD"
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+
+
+class _ServerRefused(ModelNotFound):
+    """A 4xx answer (other than 401/403) with MLflow's error code and message, for the caller
+    to turn into a message about what was asked."""
+
+    def __init__(self, status: int, code: str | None, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.detail = status, code, detail
+
+    @property
+    def not_found(self) -> bool:
+        if self.code == NOT_FOUND or (self.status == 404 and self.code is None):
+            return True
+        return "not found" in self.detail.lower()  # an unknown alias is a 400 INVALID_PARAMETER_VALUE
+
+
+class _Truncated(Exception):
+    pass
+
+
+class RestRegistry:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ModelNotFound(f"Registry {uri!r} is not an http(s)://host[:port] URL of an MLflow tracking server")
+        self.base = uri.rstrip("/")
+        self.scheme, self.netloc, self.prefix = parsed.scheme, parsed.netloc, parsed.path.rstrip("/")
+        self.server = urlunparse((parsed.scheme, parsed.netloc.rpartition("@")[2], parsed.path.rstrip("/"), "", "", ""))
+        self.attempts = ATTEMPTS
+        self.credentials = _credentials()
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(_timeout()),
+            verify=_tls_verification(),
+            auth=self.credentials,
+            headers={"User-Agent": "sigserve", "Accept": "application/json"},
+            follow_redirects=True,  # as requests (MLflow's client) does; cross-origin hops drop credentials
+        )
+
+    # Registry lookups -------------------------------------------------------------------------
+
+    def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
+        try:
+            if ref.version is not None:
+                query = {"name": ref.name, "version": ref.version}
+                found = self._api("GET", "/mlflow/model-versions/get", params=query)
+                version = found.get("model_version") or {}
+            elif ref.alias is not None:
+                query = {"name": ref.name, "alias": ref.alias}
+                found = self._api("GET", "/mlflow/registered-models/alias", params=query)
+                version = found.get("model_version") or {}
+            else:
+                body: dict[str, Any] = {"name": ref.name}
+                if ref.stage is not None:
+                    body["stages"] = [ref.stage]  # the server matches stages case-insensitively
+                latest = self._api("POST", "/mlflow/registered-models/get-latest-versions", json=body)
+                candidates = latest.get("model_versions") or []
+                if not candidates:
+                    stage = f" in stage {ref.stage!r}" if ref.stage else ""
+                    raise ModelNotFound(
+                        f"No versions of model {ref.name!r}{stage} at {self.server}; register or "
+                        f"transition a version{stage}, or ask for a version number or an alias instead"
+                    )
+                version = max(candidates, key=_number)
+        except _ServerRefused as exc:
+            raise self._explain(ref, exc) from None
+        if not version.get("version"):
+            raise ModelNotFound(
+                f"{_capital(ref.describe())}: {self.server} answered without a model version; is it an "
+                "MLflow tracking server?"
+            )
+        number = str(version["version"])
+        return VersionRecord(
+            name=version.get("name", ref.name),
+            version=number,
+            source=version.get("source") or "",
+            storage_location=self._download_uri(version.get("name", ref.name), number),
+            run_id=version.get("run_id") or None,
+            stage=version.get("current_stage") or "None",
+            aliases=tuple(sorted(version.get("aliases") or ())),
+        )
+
+    def _download_uri(self, name: str, version: str) -> str | None:
+        """Where MLflow's own client downloads this version from."""
+        try:
+            query = {"name": name, "version": version}
+            found = self._api("GET", "/mlflow/model-versions/get-download-uri", params=query)
+        except _ServerRefused:
+            return None  # the source is still there to try
+        return found.get("artifact_uri") or None
+
+    def _explain(self, ref: RegisteredModelRef, exc: _ServerRefused) -> ModelNotFound:
+        if exc.not_found:
+            if not self._model_exists(ref.name):
+                return ModelNotFound(
+                    f"No registered model named {ref.name!r} at {self.server}; check the name, or point "
+                    "--registry-uri (or MLFLOW_TRACKING_URI) at the registry that holds it"
+                )
+            if ref.version is not None:
+                return ModelNotFound(
+                    f"Model {ref.name!r} has no version {ref.version} at {self.server}; check the "
+                    "version number, or ask for an alias (models:/name@alias) or models:/name/latest"
+                )
+            if ref.alias is not None:
+                return ModelNotFound(
+                    f"Model {ref.name!r} has no alias @{ref.alias} at {self.server}; check the alias, "
+                    "or set it with MlflowClient().set_registered_model_alias"
+                )
+        if ref.stage is not None and exc.status == 400:
+            return ModelNotFound(
+                f"Model {ref.name!r}: {ref.stage!r} is not a stage {self.server} knows ({exc.detail}); use "
+                "None, Staging, Production or Archived, latest, a version number or an alias"
+            )
+        return ModelNotFound(f"{_capital(ref.describe())}: {exc.message}")
+
+    def _model_exists(self, name: str) -> bool:
+        try:
+            self._api("GET", "/mlflow/registered-models/get", params={"name": name})
+        except _ServerRefused as exc:
+            return not exc.not_found
+        return True
+
+    def logged_model_location(self, model_id: str) -> str:
+        try:
+            found = self._api("GET", f"/mlflow/logged-models/{quote(model_id, safe='')}")
+        except _ServerRefused as exc:
+            if exc.not_found:
+                raise ModelNotFound(
+                    f"No logged model {model_id!r} at {self.server}; check the id in models:/<id>, or "
+                    "point --registry-uri (or MLFLOW_TRACKING_URI) at the server that logged it"
+                ) from None
+            raise ModelNotFound(f"Logged model {model_id!r} at {self.server}: {exc.message}") from None
+        location = ((found.get("model") or {}).get("info") or {}).get("artifact_uri")
+        if not location:
+            raise ModelNotFound(f"Logged model {model_id!r} at {self.server} has no artifact location")
+        return location
+
+    def run_artifact_location(self, run_id: str, path: str) -> list[str]:
+        """Where `runs:/<run_id>/<path>` may live, as MLflow's client looks: under the run's
+        artifacts, then (MLflow 3) the logged model of that name from that run."""
+        try:
+            found = self._api("GET", "/mlflow/runs/get", params={"run_id": run_id})
+        except _ServerRefused as exc:
+            if exc.not_found:
+                raise ModelNotFound(
+                    f"No run {run_id!r} at {self.server}; check the run id in runs:/<run_id>/<path>, or "
+                    "point --registry-uri (or MLFLOW_TRACKING_URI) at the server that recorded it"
+                ) from None
+            raise ModelNotFound(f"Run {run_id!r} at {self.server}: {exc.message}") from None
+        info = (found.get("run") or {}).get("info") or {}
+        root = (info.get("artifact_uri") or "").rstrip("/")
+        if not root:
+            raise ModelNotFound(f"Run {run_id!r} at {self.server} has no artifact location")
+        candidates = [f"{root}/{path}" if path else root]
+        name, _, rest = path.partition("/")
+        experiment = info.get("experiment_id")
+        if name and experiment is not None:
+            model = self._logged_model_of_run(run_id, str(experiment), name)
+            if model:
+                candidates.append(f"{model.rstrip('/')}/{rest}" if rest else model)
+        return candidates
+
+    def _logged_model_of_run(self, run_id: str, experiment_id: str, name: str) -> str | None:
+        """The artifact location of the logged model `name` from this run, found as MLflow's
+        RunsArtifactRepository finds it (a name filter, then the run compared client-side)."""
+        if "'" in name:
+            return None
+        body: dict[str, Any] = {"experiment_ids": [experiment_id], "filter": f"name = '{name}'"}
+        for _ in range(MAX_SEARCH_PAGES):
+            try:
+                page = self._api("POST", "/mlflow/logged-models/search", json=body)
+            except _ServerRefused:
+                return None  # an MLflow 2.x server: no logged models
+            for model in page.get("models") or []:
+                info = model.get("info") or {}
+                if info.get("source_run_id") == run_id and info.get("artifact_uri"):
+                    return info["artifact_uri"]
+            token = page.get("next_page_token")
+            if not token:
+                return None
+            body["page_token"] = token
+        return None
+
+    # Artifacts --------------------------------------------------------------------------------
+
+    def download(self, location: str, destination: Path) -> bool:
+        endpoints = self._artifact_endpoints(location)
+        if endpoints is None:
+            return False
+        listing_url, root = endpoints
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            remote = posixpath.join(root, relative) if relative else root
+            files = self._list(listing_url, remote, location)
+            for entry in files:
+                name = str(entry.get("path", ""))
+                if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+                    raise ModelNotFound(f"{self.server} listed an unsafe artifact name {name!r} under {location}")
+                child = posixpath.join(relative, name) if relative else name
+                if entry.get("is_dir"):
+                    (destination / child).mkdir(parents=True, exist_ok=True)
+                    pending.append(child)
+                else:
+                    size = str(entry.get("file_size", ""))
+                    target = destination / child
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self._fetch_file(f"{listing_url}/{_quote_path(posixpath.join(remote, name))}", target,
+                                     int(size) if size.isdigit() else None, f"{location.rstrip('/')}/{child}")
+        return True
+
+    def _artifact_endpoints(self, location: str) -> tuple[str, str] | None:
+        """(listing URL, artifact path under the server's artifact root), mapped as MLflow's
+        MlflowArtifactsRepository maps them; None when this server's proxy cannot serve it."""
+        parsed = urlparse(location)
+        if parsed.scheme == "mlflow-artifacts":
+            netloc = parsed.netloc or self.netloc
+            listing = urlunparse((self.scheme, netloc, f"{self.prefix}{API}{ARTIFACTS_ENDPOINT}", "", "", ""))
+            return listing, unquote(parsed.path).strip("/")
+        if parsed.scheme in ("http", "https") and ARTIFACTS_ENDPOINT in parsed.path:
+            if (parsed.scheme, parsed.netloc) != (self.scheme, self.netloc):
+                return None  # someone else's server: never send it this registry's credentials
+            head, _, tail = parsed.path.partition(ARTIFACTS_ENDPOINT)
+            listing = urlunparse((parsed.scheme, parsed.netloc, f"{head}{ARTIFACTS_ENDPOINT}", "", "", ""))
+            return listing, unquote(tail).strip("/")
+        return None
+
+    def _list(self, listing_url: str, remote: str, location: str) -> list[dict[str, Any]]:
+        response = self._send("GET", listing_url, params={"path": remote} if remote else None)
+        if response.status_code != 200:
+            raise self._failure(response, f"listing the artifacts of {location}")
+        return list(_json(response, self.server).get("files") or [])
+
+    def _fetch_file(self, url: str, target: Path, size: int | None, what: str) -> None:
+        """Stream one file to disk, retrying transient failures and short bodies."""
+        problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            try:
+                with self.client.stream("GET", url) as response:
+                    if _transient(response.status_code):
+                        problem = f"HTTP {response.status_code}"
+                        continue
+                    if response.status_code != 200:
+                        response.read()
+                        raise self._failure(response, f"downloading {what}")
+                    written = 0
+                    with open(target, "wb") as out:
+                        for chunk in response.iter_bytes(CHUNK_BYTES):
+                            out.write(chunk)
+                            written += len(chunk)
+                if size is not None and written != size:
+                    raise _Truncated(f"got {written} of {size} bytes")
+                return
+            except httpx.RequestError as exc:
+                problem = _reason(exc)
+            except _Truncated as exc:
+                problem = str(exc)
+        raise ModelNotFound(
+            f"Downloading {what} from {self.server} failed after {self.attempts} attempts ({problem}); "
+            "check the server and the network, then try again"
+        )
+
+    # HTTP -------------------------------------------------------------------------------------
+
+    def _api(self, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, f"{self.base}{API}{endpoint}", **kwargs)
+        if response.status_code != 200:
+            raise self._failure(response, f"{method} {API}{endpoint}")
+        return _json(response, self.server)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request, retried on connection errors, timeouts, 429 and 5xx; never on other 4xx,
+        nor on a certificate the client does not trust (retrying cannot change that)."""
+        problem, attempts = "", 0
+        while attempts < self.attempts:
+            if attempts:
+                time.sleep(BACKOFF_SECONDS * 2 ** (attempts - 1))
+            attempts += 1
+            try:
+                response = self.client.request(method, url, **kwargs)
+            except httpx.RequestError as exc:
+                problem = _reason(exc)
+                if _untrusted(exc):
+                    raise ModelNotFound(
+                        f"Cannot reach the MLflow tracking server at {self.server}: its TLS certificate is "
+                        f"not trusted ({problem}); set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle "
+                        "that signed it, or MLFLOW_TRACKING_INSECURE_TLS=true to skip verification"
+                    ) from None
+                continue
+            except httpx.InvalidURL as exc:
+                raise ModelNotFound(f"Cannot ask {self.server} for {url!r}: {exc}") from None
+            if _transient(response.status_code) and attempts < self.attempts:
+                continue
+            return response
+        raise ModelNotFound(
+            f"Cannot reach the MLflow tracking server at {self.server} after {attempts} attempts "
+            f"({problem}); check that it is running and that --registry-uri or MLFLOW_TRACKING_URI "
+            "points at it"
+        )
+
+    def _failure(self, response: httpx.Response, doing: str) -> ModelNotFound:
+        status = response.status_code
+        if status in (401, 403):
+            sent = "the credentials given were refused" if self.credentials else "no credentials were given"
+            return ModelNotFound(
+                f"The MLflow tracking server at {self.server} answered HTTP {status} (unauthorised) to "
+                f"{doing}: {sent}; {AUTH_HINT} to an account that may read the registry"
+            )
+        code, detail = _error_of(response)
+        said = f"HTTP {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
+        if _transient(status):
+            return ModelNotFound(
+                f"The MLflow tracking server at {self.server} kept failing ({said}) to {doing} after "
+                f"{self.attempts} attempts; check the server's logs, then try again"
+            )
+        if 300 <= status < 400:
+            said += f" (redirected to {response.headers.get('location', '?')}; use that address as the registry URI)"
+        return _ServerRefused(status, code, detail, f"{self.server} answered {said} ({doing})")
+
+
+def _credentials() -> httpx.Auth | None:
+    """As MLflow: username/password (Basic) before a token (Bearer)."""
+    username, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if username and password:
+        return httpx.BasicAuth(username, password)
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return _Bearer(token)
+    return None
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
+def _tls_verification() -> ssl.SSLContext | bool:
+    """MLflow's TLS settings. Without them, httpx's default (certifi's bundle), which is also
+    what requests (MLflow's client) uses unless REQUESTS_CA_BUNDLE names another."""
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").strip().lower() in ("true", "1")
+    server_cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    client_cert = os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+    if insecure and server_cert:
+        raise ModelNotFound(
+            "MLFLOW_TRACKING_INSECURE_TLS=true and MLFLOW_TRACKING_SERVER_CERT_PATH are both set; "
+            "unset one of them (MLflow refuses this combination too)"
+        )
+    ca_variable = "MLFLOW_TRACKING_SERVER_CERT_PATH" if server_cert else "REQUESTS_CA_BUNDLE"
+    ca_bundle = None if insecure else server_cert or os.environ.get("REQUESTS_CA_BUNDLE")
+    if not client_cert:
+        return False if insecure else (_context(ca_bundle, ca_variable) if ca_bundle else True)
+    context = ssl.create_default_context() if insecure else _context(ca_bundle or certifi.where(), ca_variable)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        context.load_cert_chain(client_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise ModelNotFound(
+            f"Cannot use MLFLOW_TRACKING_CLIENT_CERT_PATH={client_cert!r} ({exc}); point it at a PEM file"
+        ) from None
+    return context
+
+
+def _context(ca_bundle: str, variable: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ModelNotFound(
+            f"Cannot use {variable}={ca_bundle!r} ({exc}); point it at a PEM bundle of CA certificates"
+        ) from None
+
+
+def _timeout() -> float:
+    configured = os.environ.get("SIGSERVE_REGISTRY_TIMEOUT")
+    if not configured:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(configured)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ModelNotFound(f"SIGSERVE_REGISTRY_TIMEOUT={configured!r} is not a positive number of seconds")
+    return seconds
+
+
+def _number(version: dict[str, Any]) -> int:
+    text = str(version.get("version", ""))
+    return int(text) if text.isdigit() else -1
+
+
+def _transient(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _untrusted(exc: Exception) -> bool:
+    return isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or "no detail"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _json(response: httpx.Response, server: str) -> dict[str, Any]:
+    try:
+        found = response.json()
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise ModelNotFound(
+            f"{server} answered {response.request.method} {response.request.url.path} with something "
+            "other than a JSON object; is it an MLflow tracking server?"
+        )
+    return found
+
+
+def _error_of(response: httpx.Response) -> tuple[str | None, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return body.get("error_code"), " ".join(str(body.get("message", "")).split())
+    return None, " ".join(response.text.split())[:200]
+
+
+def _quote_path(path: str) -> str:
+    return quote(path, safe="/")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]

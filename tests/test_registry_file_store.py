@@ -31,7 +31,12 @@ for c in (0.01, 1.0):
 client = mlflow.MlflowClient()
 client.set_registered_model_alias("my churn.v1", "champion", "1")
 client.transition_model_version_stage("my churn.v1", "2", "Production")
-print(json.dumps({"runs": runs, "sources": [client.get_model_version("my churn.v1", v).source for v in ("1", "2")]}))
+from mlflow.store.artifact.utils.models import get_model_name_and_version
+forms = ["models:/my churn.v1/1", "models:/my churn.v1@champion", "models:/my churn.v1/latest",
+         "models:/my churn.v1/PRODUCTION"]
+resolved = {uri: str(get_model_name_and_version(client, uri)[1]) for uri in forms}
+print(json.dumps({"runs": runs, "resolved": resolved,
+                  "sources": [client.get_model_version("my churn.v1", v).source for v in ("1", "2")]}))
 '''
 IRIS_ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
 
@@ -66,6 +71,7 @@ def info(uri: str, registry: str | None, cwd: Path | None = None) -> dict:
      ("models:/my churn.v1/PRODUCTION", "2")],
 )
 def test_versions_resolve_as_in_mlflow(file_store, uri: str, version: str) -> None:
+    assert file_store["resolved"][uri] == version  # what MLflow's own client resolves
     report = info(uri, file_store["store"].as_uri())
     assert report["version"] == version
     assert report["source"] == file_store["sources"][int(version) - 1]

@@ -102,6 +102,6 @@ def _conversion_error(body: bytes, types: dict[str, pa.DataType]) -> BadRequest 
                 continue
             try:
                 pa.array([text]).cast(arrow_type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            except pa.ArrowException:
                 return BadRequest(f"Column {name!r}, row {row}: value {text!r} cannot be converted to {arrow_type}.")
     return None

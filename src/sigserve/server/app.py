@@ -69,18 +69,22 @@ class ScoringApp:
 
     async def _score(self, content_type: str | None, body: bytes) -> bytes:
         small = len(body) <= InlinePolicy.MAX_BODY_BYTES
+        if small and self.inline.allowed():
+            return self._timed_score(content_type, body, small)
+        return await self._score_in_thread(content_type, body, small)
+
+    def _timed_score(self, content_type: str | None, body: bytes, small: bool) -> bytes:
+        """Scoring time alone, without queueing: what decides whether small requests run inline."""
         started = time.perf_counter()
         try:
-            if small and self.inline.allowed():
-                return self.scorer.score(content_type, body)
-            return await self._score_in_thread(content_type, body)
+            return self.scorer.score(content_type, body)
         finally:
             if small:
                 self.inline.record(time.perf_counter() - started)
 
-    async def _score_in_thread(self, content_type: str | None, body: bytes) -> bytes:
+    async def _score_in_thread(self, content_type: str | None, body: bytes, small: bool) -> bytes:
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(None, self.scorer.score, content_type, body)
+        work = loop.run_in_executor(None, self._timed_score, content_type, body, small)
         try:
             return await asyncio.wait_for(work, self.timeout_seconds)
         except (asyncio.TimeoutError, TimeoutError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,21 @@ ALL_TYPES = [
 
 REQUIREMENTS = ["mlflow", "pandas", "numpy"]
 SKLEARN_REQUIREMENTS = ["scikit-learn"]
+
+
+@contextlib.contextmanager
+def mlflow_sqlite_tracking(root: Path) -> Iterator[tuple[str, str]]:
+    """MLflow pointed at `root/mlflow.db` (artifacts in `root/mlruns`) for the block: the URI and
+    the id of an experiment to log into; the previous tracking URI is restored after."""
+    import mlflow
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri, mlflow.create_experiment("serving", artifact_location=(root / "mlruns").as_uri())
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def free_port() -> int:

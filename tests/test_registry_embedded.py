@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow
+from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, mlflow_sqlite_tracking
 
 from sigserve.errors import ModelLoadError, ModelNotFound
 from sigserve.registry.embedded import (
@@ -68,17 +68,11 @@ def mlflow_db(tmp_path_factory) -> Path:
     from sklearn.linear_model import LogisticRegression
 
     root = tmp_path_factory.mktemp("mlflow-made")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with mlflow_sqlite_tracking(root) as (_, experiment):
         features, target = load_iris(return_X_y=True, as_frame=True)
-        experiment = mlflow.create_experiment("serving", artifact_location=(root / "mlruns").as_uri())
         with mlflow.start_run(experiment_id=experiment):
             mlflow.sklearn.log_model(LogisticRegression(max_iter=500).fit(features, target), name="model",
                                      registered_model_name="iris", pip_requirements=SKLEARN_REQUIREMENTS)
-    finally:
-        mlflow.set_tracking_uri(previous)
     return root / "mlflow.db"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow
+from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, mlflow_sqlite_tracking
 
 IRIS_ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
 
@@ -28,12 +28,8 @@ def registry(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with mlflow_sqlite_tracking(root) as (uri, experiment):
         features, target = load_iris(return_X_y=True, as_frame=True)
-        experiment = mlflow.create_experiment("serving", artifact_location=(root / "mlruns").as_uri())
         run_ids = {}
         for name, c in (("churn", 0.01), ("churn", 1.0), ("churn", 100.0), ("fraud.v2 model", 1.0)):
             model = LogisticRegression(C=c, max_iter=500).fit(features, target)
@@ -48,9 +44,6 @@ def registry(tmp_path_factory):
         client.transition_model_version_stage("churn", "2", "Production")
         client.transition_model_version_stage("churn", "3", "Staging")
         yield {"root": root, "uri": uri, "client": client, "runs": run_ids}
-    finally:
-        mlflow.set_tracking_uri(previous)
-
 
 def sigserve(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from sigserve.errors import ModelNotFound
 from sigserve.registry.uri import RegisteredModelRef
+
+
+def unknown_model(name: str, where: str) -> ModelNotFound:
+    """The same words from every backend: what was asked, where, and what to do."""
+    return ModelNotFound(
+        f"No registered model named {name!r} {where}; check the name, or point "
+        "--registry-uri (or MLFLOW_TRACKING_URI) at the registry that holds it"
+    )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 from sigserve.errors import ModelNotFound
-from sigserve.registry.backend import VersionRecord
+from sigserve.registry.backend import VersionRecord, unknown_model
 from sigserve.registry.uri import RegisteredModelRef
 
 DELETED_STAGE = "Deleted_Internal"
@@ -33,10 +33,7 @@ class FileStoreRegistry:
     def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
         model_dir = self.root / "models" / ref.name
         if not (model_dir / "meta.yaml").is_file():
-            raise ModelNotFound(
-                f"No registered model named {ref.name!r} in {self.root}; check the name, or point "
-                "--registry-uri (or MLFLOW_TRACKING_URI) at the registry that holds it"
-            )
+            raise unknown_model(ref.name, f"in {self.root}")
         aliases = {str(alias): str(version) for alias, version in (_read(model_dir / "meta.yaml").get("aliases") or {}).items()}
         version = self._version_number(ref, model_dir, aliases)
         meta_file = model_dir / f"version-{version}" / "meta.yaml"

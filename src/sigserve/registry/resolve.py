@@ -22,9 +22,7 @@ def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel
     where = registry_uri(registry)
     store = _open(where)
     if uri.startswith("runs:"):
-        run_id, _, path = urlparse(uri).path.lstrip("/").partition("/")
-        local = _first_local(store.run_artifact_location(run_id, path), store, uri)
-        return ResolvedModel(uri, local, registry=where, source=uri)
+        return ResolvedModel(uri, _local(uri, store, uri), registry=where, source=uri)
     ref = parse_models_uri(uri)
     if isinstance(ref, LoggedModelRef):
         source = f"models:/{ref.model_id}"

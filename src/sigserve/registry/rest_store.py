@@ -22,7 +22,7 @@ import certifi
 import httpx
 
 from sigserve.errors import ModelNotFound
-from sigserve.registry.backend import VersionRecord
+from sigserve.registry.backend import VersionRecord, unknown_model
 from sigserve.registry.uri import RegisteredModelRef
 
 API = "/api/2.0"
@@ -129,10 +129,7 @@ class RestRegistry:
     def _explain(self, ref: RegisteredModelRef, exc: _ServerRefused) -> ModelNotFound:
         if exc.not_found:
             if not self._model_exists(ref.name):
-                return ModelNotFound(
-                    f"No registered model named {ref.name!r} at {self.server}; check the name, or point "
-                    "--registry-uri (or MLFLOW_TRACKING_URI) at the registry that holds it"
-                )
+                return unknown_model(ref.name, f"at {self.server}")
             if ref.version is not None:
                 return ModelNotFound(
                     f"Model {ref.name!r} has no version {ref.version} at {self.server}; check the "

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from sigserve.errors import ModelNotFound
-from sigserve.registry.backend import VersionRecord
+from sigserve.registry.backend import VersionRecord, unknown_model
 from sigserve.registry.uri import RegisteredModelRef
 
 WORKSPACE = "default"
@@ -36,6 +36,7 @@ class SqliteRegistry:
             tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
             raise ModelNotFound(f"Cannot read the MLflow database {self.path}: {exc}") from None
+        self.tables = tables
         if "model_versions" not in tables:
             raise ModelNotFound(f"{self.path} is not an MLflow database with a model registry")
         self.has_workspace = "workspace" in self._columns("model_versions")
@@ -50,10 +51,7 @@ class SqliteRegistry:
     def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
         scope, scope_args = self._scope()
         if not self.db.execute(f"SELECT 1 FROM registered_models WHERE name = ?{scope}", (ref.name, *scope_args)).fetchone():
-            raise ModelNotFound(
-                f"No registered model named {ref.name!r} in {self.path}; check the name, or point "
-                "--registry-uri (or MLFLOW_TRACKING_URI) at the registry that holds it"
-            )
+            raise unknown_model(ref.name, f"in {self.path}")
         version = self._version_number(ref, scope, scope_args)
         row = self.db.execute(
             "SELECT name, version, source, storage_location, run_id, current_stage FROM model_versions"
@@ -106,7 +104,7 @@ class SqliteRegistry:
         if run is None:
             raise ModelNotFound(f"No run {run_id!r} in {self.path}")
         candidates = [f"{run[0].rstrip('/')}/{path}" if path else run[0]]
-        if "logged_models" in {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}:
+        if "logged_models" in self.tables:
             candidates += [
                 location for (location,) in self.db.execute(
                     "SELECT artifact_location FROM logged_models WHERE source_run_id = ? AND name = ?"

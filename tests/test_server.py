@@ -142,17 +142,68 @@ def test_unknown_route_and_method(echo: SigserveServer) -> None:
     assert httpx.get(echo.url + "/invocations").status_code == 405
 
 
+def _timing(cpu: float, wall: float | None = None, inline: bool = False, size: int = 100):
+    from sigserve.server.inline import Timing
+
+    return Timing(size, cpu, cpu if wall is None else wall, inline)
+
+
 def test_inline_policy_needs_a_fast_streak_and_one_slow_request_resets_it() -> None:
-    from sigserve.server.app import InlinePolicy
+    from sigserve.server.inline import InlinePolicy
 
     policy = InlinePolicy()
+    fast = _timing(InlinePolicy.MAX_CPU_SECONDS / 10)
     for _ in range(InlinePolicy.WARMUP - 1):
-        policy.record(InlinePolicy.MAX_SECONDS / 10)
-    assert not policy.allowed()
-    policy.record(InlinePolicy.MAX_SECONDS / 10)
-    assert policy.allowed()
-    policy.record(InlinePolicy.MAX_SECONDS * 5)
-    assert not policy.allowed()
+        policy.record(fast)
+    assert not policy.allowed(100)
+    policy.record(fast)
+    assert policy.allowed(100)
+    policy.record(_timing(InlinePolicy.MAX_CPU_SECONDS * 5))
+    assert not policy.allowed(100)
+
+
+def test_inline_policy_only_admits_bodies_as_large_as_proven_fast() -> None:
+    from sigserve.server.inline import InlinePolicy
+
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(_timing(0.0001, size=1_000))
+    assert policy.allowed(1_000) and not policy.allowed(1_001)
+    policy.record(_timing(0.0001, size=50_000))
+    assert policy.allowed(50_000)
+
+
+def test_inline_policy_judges_cpu_time_but_bounds_wall_time() -> None:
+    from sigserve.server.inline import InlinePolicy
+
+    queued_for_the_gil = _timing(0.0001, wall=InlinePolicy.MAX_THREAD_WALL_SECONDS / 2)
+    waiting_on_io = _timing(0.0001, wall=InlinePolicy.MAX_THREAD_WALL_SECONDS * 2)
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(queued_for_the_gil)
+    assert policy.allowed(100)
+    policy.record(waiting_on_io)
+    assert not policy.allowed(100)
+
+
+def test_a_slow_inline_request_doubles_the_next_warmup_and_a_long_streak_halves_it() -> None:
+    from sigserve.server.inline import InlinePolicy
+
+    policy = InlinePolicy()
+    fast = _timing(0.0001)
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(fast)
+    policy.record(_timing(0.0001, wall=InlinePolicy.MAX_INLINE_WALL_SECONDS * 2, inline=True))
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(fast)
+    assert not policy.allowed(100)
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(fast)
+    assert policy.allowed(100)
+    assert policy.warmup == 2 * InlinePolicy.WARMUP
+    for _ in range(6 * InlinePolicy.WARMUP):
+        policy.record(fast)
+    assert policy.warmup == InlinePolicy.WARMUP
 
 
 def test_answers_carry_a_content_length(echo: SigserveServer) -> None:
@@ -162,9 +213,9 @@ def test_answers_carry_a_content_length(echo: SigserveServer) -> None:
 
 
 def test_inline_scoring_is_off_when_the_timeout_is_too_short_to_protect() -> None:
-    from sigserve.server.app import InlinePolicy
+    from sigserve.server.inline import InlinePolicy
 
-    policy = InlinePolicy(timeout_seconds=InlinePolicy.MAX_SECONDS)
+    policy = InlinePolicy(timeout_seconds=InlinePolicy.MAX_CPU_SECONDS)
     for _ in range(InlinePolicy.WARMUP * 2):
-        policy.record(0.0)
-    assert not policy.allowed()
+        policy.record(_timing(0.0))
+    assert not policy.allowed(100)

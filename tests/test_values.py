@@ -17,10 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sigserve.codecs import Nested, Table, decode
 from sigserve.codecs.tables import object_column
 from sigserve.enforce import enforce_input, enforce_params
+from sigserve.enforce.columns import build_frame, convert_column, enforce_columns
 from sigserve.enforce.values import Target, convert_untyped
 from sigserve.errors import (
     BadRequest,
@@ -694,3 +697,49 @@ def test_csv_integer_column_takes_integral_floats_and_names_the_first_bad_row() 
     with pytest.raises(SigserveError) as info:
         csv_column("integer", "col_a\n1.0\n3000000000\n")
     assert "row 1" in info.value.message and "3000000000" in info.value.message
+
+
+# --------------------------------------------------------------------------- block conversion
+
+_CELLS = st.one_of(
+    st.integers(-(2**62), 2**62),
+    st.integers(-(2**25), 2**25),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(-1e6, 1e6).map(lambda x: float(round(x))),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["1", "2.5", "x"]),
+)
+
+
+def _column_by_column(table: Table, schema: Schema) -> pd.DataFrame | str:
+    try:
+        columns = {
+            spec.name: convert_column(table.columns[spec.name], spec, False, f"Column {spec.name!r}")
+            for spec in schema.inputs
+        }
+    except SchemaError as exc:
+        return exc.message
+    return build_frame(columns, table.n_rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["double", "float", "long", "integer"]),
+    rows=st.integers(1, 6).flatmap(lambda n: st.lists(st.lists(_CELLS, min_size=n, max_size=n), min_size=2, max_size=4)),
+)
+def test_columns_of_one_type_convert_as_a_block_exactly_as_one_by_one(kind: str, rows: list[list[Any]]) -> None:
+    """The block path is only a shortcut: same values, same dtypes, and the same first refusal."""
+    names = [f"c{i}" for i in range(len(rows))]
+    schema = parse_schema(json.dumps([{"type": kind, "name": name} for name in names]))
+    table = Table({name: object_column(values) for name, values in zip(names, rows)}, len(rows[0]))
+    expected = _column_by_column(table, schema)
+    try:
+        got: pd.DataFrame | str = enforce_columns(table, schema)
+    except SchemaError as exc:
+        got = exc.message
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, pd.DataFrame)
+        pd.testing.assert_frame_equal(got, expected)

@@ -11,7 +11,7 @@ import pandas as pd
 from sigserve.codecs.base import Table
 from sigserve.enforce.complex import enforce_values
 from sigserve.enforce.typed import convert_typed
-from sigserve.enforce.values import Target, convert_untyped
+from sigserve.enforce.values import Target, convert_untyped, convert_untyped_block
 from sigserve.errors import SchemaError
 from sigserve.model.schema import AnyType, ColSpec, DataType, Schema
 
@@ -21,6 +21,10 @@ def enforce_columns(table: Table, schema: Schema) -> pd.DataFrame:
         selected = _match_named(table, schema)
     else:
         selected = _match_positional(table, schema)
+    if not table.typed:
+        frame = _numeric_block_frame(table, selected)
+        if frame is not None:
+            return frame
     columns = {
         label: convert_column(table.columns[label], spec, table.typed, f"Column {label!r}")
         for label, spec in selected
@@ -38,6 +42,23 @@ def build_frame(columns: dict[Any, Any], n_rows: int) -> pd.DataFrame:
             labels = _column_index(tuple(columns))
             return pd.DataFrame(np.column_stack(arrays), columns=labels, index=index, copy=False)
     return pd.DataFrame(columns, index=index)
+
+
+def _numeric_block_frame(table: Table, selected: list[tuple[Any, ColSpec]]) -> pd.DataFrame | None:
+    """Columns sharing one numeric type converted as one block: the usual request, for a
+    fraction of the per-column cost. None sends them through `convert_column` one by one."""
+    types = {spec.type for _, spec in selected}
+    data_type = types.pop() if len(types) == 1 else None
+    if len(selected) < 2 or not isinstance(data_type, DataType):
+        return None
+    arrays = [np.asarray(table.columns[label]) for label, _ in selected]
+    if len({array.dtype for array in arrays}) != 1 or any(array.ndim != 1 for array in arrays):
+        return None  # an int64 column stacked with a float64 one would lose its exactness
+    block = convert_untyped_block(np.column_stack(arrays), Target.of(data_type))
+    if block is None:
+        return None
+    labels = _column_index(tuple(label for label, _ in selected))
+    return pd.DataFrame(block, columns=labels, index=pd.RangeIndex(table.n_rows), copy=False)
 
 
 @functools.lru_cache(maxsize=64)

@@ -94,6 +94,26 @@ def convert_untyped(values: np.ndarray, target: Target, what: Where) -> np.ndarr
     return _to_float(numbers, values, target, what)
 
 
+def convert_untyped_block(block: np.ndarray, target: Target) -> np.ndarray | None:
+    """Several columns (rows x columns) of one numeric target at once, or None to convert them
+    one by one: values the vector rules cannot take in one pass, and any refusal, whose message
+    must name its column."""
+    if target.semantic is not None or target.dtype.kind not in "iuf":
+        return None
+    values = block.ravel()
+    numbers = _vectorizable(values, target)
+    if numbers is None:
+        return None
+    try:
+        if target.dtype.kind in "iu":
+            converted = _to_int(numbers, values, target, "block")
+        else:
+            converted = _to_float(numbers, values, target, "block")
+    except SchemaError:
+        return None
+    return converted.reshape(block.shape)
+
+
 def _to_strings(values: np.ndarray, target: Target, what: Where) -> np.ndarray:
     if target.dtype.kind not in "US":
         return values if values.dtype == object else values.astype(object)

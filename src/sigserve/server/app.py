@@ -20,6 +20,7 @@ from sigserve import __version__
 from sigserve.encode import encode_json
 from sigserve.errors import PredictionTimeout, SigserveError
 from sigserve.scoring import Scorer
+from sigserve.server.inline import InlinePolicy, Timing
 
 logger = logging.getLogger("sigserve.server")
 
@@ -68,54 +69,28 @@ class ScoringApp:
         await send({"type": "http.response.body", "body": payload})
 
     async def _score(self, content_type: str | None, body: bytes) -> bytes:
-        small = len(body) <= InlinePolicy.MAX_BODY_BYTES
-        if small and self.inline.allowed():
-            return self._timed_score(content_type, body, small)
-        return await self._score_in_thread(content_type, body, small)
+        if self.inline.allowed(len(body)):
+            return self._timed_score(content_type, body, True)
+        return await self._score_in_thread(content_type, body)
 
-    def _timed_score(self, content_type: str | None, body: bytes, small: bool) -> bytes:
-        """Scoring time alone, without queueing: what decides whether small requests run inline."""
-        started = time.perf_counter()
+    def _timed_score(self, content_type: str | None, body: bytes, inline: bool) -> bytes:
+        """Scoring time alone, without queueing: what decides whether requests run inline."""
+        wall_started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             return self.scorer.score(content_type, body)
         finally:
-            if small:
-                self.inline.record(time.perf_counter() - started)
+            cpu, wall = time.thread_time() - cpu_started, time.perf_counter() - wall_started
+            self.inline.record(Timing(len(body), cpu, wall, inline))
 
-    async def _score_in_thread(self, content_type: str | None, body: bytes, small: bool) -> bytes:
+    async def _score_in_thread(self, content_type: str | None, body: bytes) -> bytes:
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(None, self._timed_score, content_type, body, small)
+        work = loop.run_in_executor(None, self._timed_score, content_type, body, False)
         try:
             return await asyncio.wait_for(work, self.timeout_seconds)
         except (asyncio.TimeoutError, TimeoutError):
             raise PredictionTimeout(
                 f"Request processing time exceeded the limit of {self.timeout_seconds:g}s"
             ) from None
-
-
-class InlinePolicy:
-    """Score small requests on the event loop once the model has proved fast on them.
-
-    Handing a sub-millisecond request to a thread costs a fifth of its time in GIL hand-offs.
-    A small request runs inline only after `WARMUP` consecutive small requests each took under
-    `MAX_SECONDS`; one slower request sends small requests back to threads, so a model that
-    turns slow holds the event loop (and `/ping`) for one request at most. The request timeout
-    cannot interrupt an inline request, so a timeout under `10 * MAX_SECONDS` disables this.
-    """
-
-    MAX_BODY_BYTES = 16 * 1024
-    MAX_SECONDS = 0.002
-    WARMUP = 16
-
-    def __init__(self, timeout_seconds: float | None = None) -> None:
-        self.enabled = timeout_seconds is None or timeout_seconds >= 10 * self.MAX_SECONDS
-        self.fast_streak = 0
-
-    def allowed(self) -> bool:
-        return self.enabled and self.fast_streak >= self.WARMUP
-
-    def record(self, seconds: float) -> None:
-        self.fast_streak = self.fast_streak + 1 if seconds <= self.MAX_SECONDS else 0
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -33,6 +33,7 @@ class SklearnModel:
     def __init__(self, estimator: Any) -> None:
         self.estimator = estimator
         self._feature_names = _plain_feature_names(estimator)
+        self._known_feature_columns: pd.Index | None = None
         for name in self._CUSTOM_PREDICT_FNS:
             method = getattr(estimator, name, None)
             if method is not None:
@@ -52,11 +53,20 @@ class SklearnModel:
         return call
 
     def _as_array(self, data: Any) -> Any:
-        if isinstance(data, pd.DataFrame) and data.columns.equals(self._feature_names):
+        if isinstance(data, pd.DataFrame) and self._has_feature_columns(data):
             values = data.to_numpy()
             if values.dtype.kind in "iuf":  # any non-numeric column makes it object
                 return values
         return data
+
+    def _has_feature_columns(self, data: pd.DataFrame) -> bool:
+        """Requests reuse one cached column Index, so identity settles it after the first."""
+        if data.columns is self._known_feature_columns:
+            return True
+        if not data.columns.equals(self._feature_names):
+            return False
+        self._known_feature_columns = data.columns
+        return True
 
 
 def _plain_feature_names(estimator: Any) -> pd.Index | None:

@@ -18,8 +18,12 @@ from sigserve.model.resolved import ResolvedModel
 from sigserve.model.source import resolve
 from sigserve.registry.cache import CACHE_DIR_ENV
 from sigserve.registry_cli import add_registry_commands, run_registry_command
+from sigserve.logging_setup import configure_logging
+from sigserve.manager import ModelManager, ReloadPoller, alias_of, load_servable
 from sigserve.scoring import Scorer
+from sigserve.server.settings import ServerSettings
 
+DEFAULT_RELOAD_SECONDS = 30.0
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -49,6 +53,24 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
     parser.add_argument("--env-manager", default="local", choices=["local"],
                         help="accepted for mlflow compatibility; sigserve serves in this environment")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="text lines, or one JSON object per line for log collectors")
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false",
+                        help="do not log one line per request")
+    parser.add_argument("--reload-interval", type=float, default=DEFAULT_RELOAD_SECONDS,
+                        help="for models:/name@alias, /latest or /<stage>: seconds between registry "
+                             f"polls for a new version (default {DEFAULT_RELOAD_SECONDS:g}; 0 turns it off)")
+    parser.add_argument("--max-body-bytes", type=int, default=ServerSettings.max_body_bytes,
+                        help=f"larger requests get 413 (default {ServerSettings.max_body_bytes})")
+    parser.add_argument("--max-concurrency", type=int, default=ServerSettings.max_concurrency,
+                        help="requests scored at once per worker; more get 503 with Retry-After "
+                             f"(default {ServerSettings.max_concurrency})")
+    parser.add_argument("--batch-max-size", type=int, default=0,
+                        help="merge concurrent requests into one predict call of up to this many "
+                             "rows (default 0: off; only for models whose rows are independent)")
+    parser.add_argument("--batch-max-wait-ms", type=float, default=ServerSettings.batch_max_wait_seconds * 1000,
+                        help="longest a request waits for others to join its batch "
+                             f"(default {ServerSettings.batch_max_wait_seconds * 1000:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,10 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "warning").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     try:
         if args.command == "registry":
             return run_registry_command(args)
@@ -131,16 +150,33 @@ def _info(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from sigserve.server.app import ScoringApp
+    from sigserve.server.metrics import Metrics, prepare_multiprocess_dir
     from sigserve.server.run import request_timeout, run_server
 
     if args.command == "demo":
         args.model_uri, args.cache_dir = ensure_demo_registered(args.registry_uri), None
-    scorer = _load_scorer(args)
-    scorer.warm_up()
-    app = ScoringApp(scorer, timeout_seconds=request_timeout(args.timeout))
+    if args.workers > 1:
+        prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
+    metrics = Metrics()
+    manager = ModelManager(load_servable(_resolve(args), strict_warm_up=False), metrics)
+    poller = None
+    if args.reload_interval > 0 and alias_of(args.model_uri):
+        poller = ReloadPoller(args.model_uri, args.registry_uri, args.reload_interval, manager)
+    settings = ServerSettings(
+        timeout_seconds=request_timeout(args.timeout),
+        max_body_bytes=args.max_body_bytes,
+        max_concurrency=args.max_concurrency,
+        access_log=args.access_log,
+        reload_interval=args.reload_interval if poller else 0.0,
+        batch_max_size=args.batch_max_size,
+        batch_max_wait_seconds=args.batch_max_wait_ms / 1000,
+    )
+    app = ScoringApp(manager, settings, metrics, poller)
     logging.getLogger("sigserve").info(
-        "serving %s on http://%s:%d (%d worker%s)",
-        args.model_uri, args.host, args.port, args.workers, "" if args.workers == 1 else "s",
+        "serving %s (%s/%s) on http://%s:%d (%d worker%s)%s",
+        args.model_uri, manager.current.name, manager.current.version, args.host, args.port, args.workers,
+        "" if args.workers == 1 else "s",
+        f", polling the registry every {args.reload_interval:g}s" if poller else "",
     )
     run_server(app, args.host, args.port, args.workers, args.log_level)
     return 0
@@ -149,7 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     body = Path(args.input_path).read_bytes() if args.input_path else sys.stdin.buffer.read()
     scorer = _load_scorer(args)
-    result = scorer.score(CONTENT_TYPES[args.content_type], body)
+    result = scorer.score(CONTENT_TYPES[args.content_type], body).body
     if args.output_path:
         Path(args.output_path).write_bytes(result)
     else:

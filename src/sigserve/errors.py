@@ -8,6 +8,7 @@ class SigserveError(Exception):
 
     status_code = 500
     error_code = "INTERNAL_ERROR"
+    payload_format: str | None = None  # set once the body was read, for metrics
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -22,10 +23,17 @@ class BadRequest(SigserveError):
 
 
 class SchemaError(SigserveError):
-    """The payload was read but does not satisfy the model signature."""
+    """The payload was read but does not satisfy the model signature.
+
+    `reason` groups refusals for metrics: `type`, `missing_input` or `shape`.
+    """
 
     status_code = 400
     error_code = "BAD_REQUEST"
+
+    def __init__(self, message: str, reason: str = "type") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidParameter(SigserveError):
@@ -58,3 +66,19 @@ class ModelLoadError(SigserveError):
 
 class ModelNotFound(ModelLoadError):
     pass
+
+
+class WarmUpFailed(ModelLoadError):
+    """A new version loaded but could not score its own serving example."""
+
+
+class BodyTooLarge(SigserveError):
+    status_code = 413
+    error_code = "REQUEST_LIMIT_EXCEEDED"
+
+
+class Overloaded(SigserveError):
+    """Every scoring slot of this worker is busy; the client should retry shortly."""
+
+    status_code = 503
+    error_code = "TEMPORARILY_UNAVAILABLE"

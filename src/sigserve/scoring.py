@@ -5,15 +5,34 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sigserve.codecs import Decoded, decode
 from sigserve.encode import encode_predictions
 from sigserve.enforce import enforce_input, enforce_params
-from sigserve.errors import BadRequest, PredictionError, SigserveError
+from sigserve.errors import BadRequest, PredictionError, SigserveError, WarmUpFailed
 from sigserve.model.loader import LoadedModel
 
 logger = logging.getLogger("sigserve.scoring")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request decoded and enforced, ready for the model."""
+
+    model_input: Any
+    params: dict[str, Any] | None
+    format: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The response body, and what metrics want to know about the request."""
+
+    body: bytes
+    format: str
+    rows: int | None
 
 
 class Scorer:
@@ -25,41 +44,56 @@ class Scorer:
         self.input_schema = signature.inputs if signature else None
         self.param_specs = signature.params if signature else None
 
-    def warm_up(self) -> None:
+    def warm_up(self, strict: bool = False) -> None:
         """Score the model's own serving example once, so the first client does not pay for
-        lazy initialisation; a failure is logged, as the example may predate the signature."""
+        lazy initialisation. A failure raises when strict, else it is logged: the example may
+        predate the signature."""
         example = self.model.meta.serving_input_path
         if example is None or not example.is_file():
             return
         try:
             self.score("application/json", example.read_bytes())
         except SigserveError as exc:
+            if strict:
+                raise WarmUpFailed(f"the model's serving input example does not score: {exc.message}") from exc
             logger.warning("the model's serving input example does not score: %s", exc.message)
         else:
             logger.info("warmed up with %s", example.name)
 
-    def score(self, content_type: str | None, body: bytes) -> bytes:
+    def score(self, content_type: str | None, body: bytes) -> Scored:
+        prepared = self.prepare(content_type, body)
+        return self.finish(prepared, self.predict(prepared.model_input, prepared.params))
+
+    def prepare(self, content_type: str | None, body: bytes) -> Prepared:
+        """Decode and enforce: everything before the model sees the request."""
         decoded = self.decode(content_type, body)
-        model_input, params = self.enforce(decoded)
-        return encode_predictions(self.predict(model_input, params))
+        try:
+            model_input, params = self.enforce(decoded)
+        except SigserveError as exc:
+            exc.payload_format = decoded.format
+            raise
+        return Prepared(model_input, params, decoded.format)
+
+    def finish(self, prepared: Prepared, predictions: Any) -> Scored:
+        return Scored(encode_predictions(predictions), prepared.format, _row_count(prepared.model_input))
 
     def decode(self, content_type: str | None, body: bytes) -> Decoded:
-        with _unexpected_as(BadRequest, "Could not read the request body"):
+        with unexpected_as(BadRequest, "Could not read the request body"):
             return decode(content_type, body, self.input_schema)
 
     def enforce(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
-        with _unexpected_as(BadRequest, "The input does not match the model signature"):
+        with unexpected_as(BadRequest, "The input does not match the model signature"):
             return enforce_input(decoded.data, self.input_schema), enforce_params(
                 decoded.params, self.param_specs
             )
 
     def predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
-        with _unexpected_as(PredictionError, "The model failed to predict on this input"):
+        with unexpected_as(PredictionError, "The model failed to predict on this input"):
             return self.model.predict(model_input, params)
 
 
 @contextlib.contextmanager
-def _unexpected_as(error_type: type[SigserveError], summary: str) -> Iterator[None]:
+def unexpected_as(error_type: type[SigserveError], summary: str) -> Iterator[None]:
     """Re-raise anything that is not already a SigserveError as `error_type`, logged once."""
     try:
         yield
@@ -68,3 +102,12 @@ def _unexpected_as(error_type: type[SigserveError], summary: str) -> Iterator[No
     except Exception as exc:
         logger.warning("%s", summary, exc_info=exc)
         raise error_type(f"{summary}: {type(exc).__name__}: {exc}") from exc
+
+
+def _row_count(model_input: Any) -> int | None:
+    if isinstance(model_input, dict):
+        model_input = next(iter(model_input.values()), None)
+    try:
+        return len(model_input)
+    except TypeError:
+        return None

@@ -73,7 +73,7 @@ def _match_named(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]:
         known = set(schema.names)
         extra = [label for label in table.columns if label not in known]
         note = f" Note that there were extra inputs: {extra}." if extra else ""
-        raise SchemaError(f"Model is missing inputs {missing}.{note}")
+        raise SchemaError(f"Model is missing inputs {missing}.{note}", reason="missing_input")
     return [(spec.name, spec) for spec in schema.inputs if spec.name in table.columns]
 
 
@@ -83,7 +83,8 @@ def _match_positional(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]
         raise SchemaError(
             f"Model inference is missing inputs. The model signature declares {len(schema.inputs)} "
             f"inputs but the provided value only has {len(labels)} inputs. Note: the inputs were "
-            "not named in the signature so only their count is checked."
+            "not named in the signature so only their count is checked.",
+            reason="missing_input",
         )
     return list(zip(labels, schema.inputs))
 

@@ -38,7 +38,7 @@ def enforce_tensors(data: Table | Nested, schema: Schema) -> np.ndarray | dict[s
 def _check_missing(present: Any, specs: list[TensorSpec]) -> None:
     missing = [spec.name for spec in specs if spec.name not in present]
     if missing:
-        raise SchemaError(f"Model is missing inputs {missing}.")
+        raise SchemaError(f"Model is missing inputs {missing}.", reason="missing_input")
 
 
 def to_tensor(value: Any, spec: TensorSpec, what: str) -> np.ndarray:
@@ -57,7 +57,7 @@ def _object_array(value: Any, what: str) -> np.ndarray:
     try:
         return np.array(value, dtype=object)
     except ValueError as exc:
-        raise SchemaError(f"{what}: not a rectangular array ({exc})") from None
+        raise SchemaError(f"{what}: not a rectangular array ({exc})", reason="shape") from None
 
 
 def _is_ragged(raw: np.ndarray) -> bool:
@@ -70,7 +70,7 @@ def _ragged(raw: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:
     )
     if not ragged_ok:
         raise SchemaError(
-            f"{what}: nested lists have unequal lengths; expected shape {spec.shape}"
+            f"{what}: nested lists have unequal lengths; expected shape {spec.shape}", reason="shape"
         )
     return raw
 
@@ -81,7 +81,8 @@ def check_shape(array: np.ndarray, spec: TensorSpec, what: str) -> None:
     ):
         raise SchemaError(
             f"{what}: shape {array.shape} does not match expected shape {spec.shape} "
-            "(-1 means any size)."
+            "(-1 means any size).",
+            reason="shape",
         )
 
 

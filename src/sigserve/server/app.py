@@ -1,107 +1,248 @@
 """The HTTP app: MLflow's endpoints, with typed errors mapped to HTTP here and only here.
 
 `POST /invocations` is served by a bare ASGI handler in front of Starlette: on small requests
-the routing and middleware layers cost as much as scoring itself. Everything else is Starlette.
+the routing and middleware layers cost as much as scoring itself. Everything else is Starlette
+(`routes.py`). Every response carries the request ID and the model version that answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from sigserve import __version__
-from sigserve.encode import encode_json
-from sigserve.errors import PredictionTimeout, SigserveError
-from sigserve.scoring import Scorer
+from sigserve.errors import (
+    BodyTooLarge,
+    InvalidParameter,
+    Overloaded,
+    PredictionError,
+    PredictionTimeout,
+    SchemaError,
+    SigserveError,
+)
+from sigserve.manager import ModelManager, ReloadPoller, Servable
+from sigserve.scoring import Scored, unexpected_as
+from sigserve.server.access_log import AccessLog, request_id_of
+from sigserve.server.batching import MicroBatcher
+from sigserve.server.http_errors import error_body
 from sigserve.server.inline import InlinePolicy, Timing
+from sigserve.server.metrics import Metrics
+from sigserve.server.routes import starlette_routes
+from sigserve.server.settings import ServerSettings
 
 logger = logging.getLogger("sigserve.server")
 
-JSON = "application/json"
-
-
-def error_body(error: Exception) -> tuple[int, bytes]:
-    """The one mapping from exceptions to HTTP status and body."""
-    if isinstance(error, SigserveError):
-        return error.status_code, encode_json({"error_code": error.error_code, "message": error.message})
-    logger.error("unhandled error", exc_info=error)
-    return 500, encode_json({"error_code": "INTERNAL_ERROR", "message": "Internal server error"})
-
-
-async def _starlette_error(request: Request, exc: Exception) -> Response:
-    status, body = error_body(exc)
-    return Response(body, status_code=status, media_type=JSON)
+JSON = b"application/json"
 
 
 class ScoringApp:
     """ASGI entry point: the scoring route directly, the rest through Starlette."""
 
-    def __init__(self, scorer: Scorer, timeout_seconds: float | None = None) -> None:
-        self.scorer = scorer
-        self.timeout_seconds = timeout_seconds
-        self.inline = InlinePolicy(timeout_seconds)
-        self.routes = _starlette_routes(scorer)
+    def __init__(
+        self,
+        manager: ModelManager,
+        settings: ServerSettings | None = None,
+        metrics: Metrics | None = None,
+        poller: ReloadPoller | None = None,
+    ) -> None:
+        self.manager = manager
+        self.settings = settings or ServerSettings()
+        self.metrics = metrics
+        self.poller = poller
+        self.inline = InlinePolicy(self.settings.timeout_seconds)
+        self.access_log = AccessLog() if self.settings.access_log else None
+        self.running = 0  # scoring work under way, including threads still running past a 504
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.batcher = (
+            MicroBatcher(self.settings.batch_max_size, self.settings.batch_max_wait_seconds, self._run_blocking)
+            if self.settings.batch_max_size > 0
+            else None
+        )
+        self.routes = starlette_routes(self, self._started, self._stopping)
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.settings.timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/invocations" and scope["method"] == "POST":
-            await self.invocations(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.routes(scope, receive, send)
+            return
+        started = time.perf_counter()
+        servable = self.manager.current
+        request_id = request_id_of(scope)
+        extra = [(b"x-request-id", request_id), *servable.headers()]
+        status, sent = 500, 0
 
-    async def invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
-        if body is None:
-            return  # the client went away; there is no one to answer
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        if scope["path"] == "/invocations" and scope["method"] == "POST":
+            status, sent = await self.invocations(scope, receive, send, servable, extra)
+        else:
+            await self.routes(scope, receive, send_with_headers)
+        if self.access_log is not None:
+            self.access_log.record(scope, status, sent, time.perf_counter() - started, request_id, servable)
+
+    async def invocations(
+        self, scope: Scope, receive: Receive, send: Send, servable: Servable, extra: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.request_started()
+        started = time.perf_counter()
+        content_type = _header(scope, b"content-type")
+        payload_format, rows = _media_label(content_type), None
         try:
-            payload = await self._score(_header(scope, b"content-type"), body)
-            status = 200
+            body = await self._read_body(scope, receive)
+            scored = await self._score(servable, content_type, body)
+            status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
+        except _ClientGone:
+            status, payload = 499, b""
         except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
             status, payload = error_body(exc)
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+            payload_format = getattr(exc, "payload_format", None) or payload_format
+            self._count_refusal(exc)
+        if status != 499:
+            headers = [(b"content-type", JSON), (b"content-length", b"%d" % len(payload)), *extra]
+            if status == 503:
+                headers.append((b"retry-after", b"1"))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+        if metrics is not None:
+            metrics.request_finished(status, payload_format, time.perf_counter() - started, rows)
+        return status, len(payload)
 
-    async def _score(self, content_type: str | None, body: bytes) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"The request body of {declared} bytes is over this server's limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"The request body is over this server's limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _score(self, servable: Servable, content_type: str | None, body: bytes) -> Scored:
+        if self.running >= self.settings.max_concurrency:
+            raise Overloaded(
+                f"All {self.settings.max_concurrency} scoring slots of this worker are busy; retry shortly"
+            )
+        if self.batcher is not None:
+            return await self._with_timeout(self._score_batched(servable, content_type, body))
         if self.inline.allowed(len(body)):
-            return self._timed_score(content_type, body, True)
-        return await self._score_in_thread(content_type, body)
+            self.running += 1
+            try:
+                return self._timed_score(servable, content_type, body, True)
+            finally:
+                self.running -= 1
+        return await self._with_timeout(self._run_blocking(lambda: self._timed_score(servable, content_type, body, False)))
 
-    def _timed_score(self, content_type: str | None, body: bytes, inline: bool) -> bytes:
+    def _timed_score(self, servable: Servable, content_type: str | None, body: bytes, inline: bool) -> Scored:
         """Scoring time alone, without queueing: what decides whether requests run inline."""
         wall_started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            return self.scorer.score(content_type, body)
+            return servable.scorer.score(content_type, body)
         finally:
             cpu, wall = time.thread_time() - cpu_started, time.perf_counter() - wall_started
             self.inline.record(Timing(len(body), cpu, wall, inline))
 
-    async def _score_in_thread(self, content_type: str | None, body: bytes) -> bytes:
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(None, self._timed_score, content_type, body, False)
+    async def _score_batched(self, servable: Servable, content_type: str | None, body: bytes) -> Scored:
+        assert self.batcher is not None
+        scorer = servable.scorer
+        if self.inline.allowed(len(body)):
+            prepared = scorer.prepare(content_type, body)
+        else:
+            prepared = await self._run_blocking(lambda: scorer.prepare(content_type, body))
+        self.running += 1
         try:
-            return await asyncio.wait_for(work, self.timeout_seconds)
+            with unexpected_as(PredictionError, "The model failed to predict on this input"):
+                predictions = await self.batcher.predict(scorer.model, prepared.model_input, prepared.params)
+        finally:
+            self.running -= 1
+        return scorer.finish(prepared, predictions)
+
+    async def _run_blocking(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` in a scoring thread; its slot is released when the thread finishes, even if
+        the request timed out long before, so runaway predictions still count against the limit."""
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(32, self.settings.max_concurrency), thread_name_prefix="sigserve-score"
+            )
+        self.running += 1
+
+        def job() -> Any:
+            try:
+                return fn()
+            finally:
+                loop.call_soon_threadsafe(self._release)
+
+        future = self._executor.submit(job)
+        try:
+            return await asyncio.wrap_future(future)
+        finally:
+            if future.cancel():  # never started: `job` will not release its slot
+                self.running -= 1
+
+    def _release(self) -> None:
+        self.running -= 1
+
+    async def _with_timeout(self, work: Any) -> Scored:
+        try:
+            return await asyncio.wait_for(work, self.settings.timeout_seconds)
         except (asyncio.TimeoutError, TimeoutError):
             raise PredictionTimeout(
-                f"Request processing time exceeded the limit of {self.timeout_seconds:g}s"
+                f"Request processing time exceeded the limit of {self.settings.timeout_seconds:g}s"
             ) from None
 
+    def _count_refusal(self, error: Exception) -> None:
+        if self.metrics is None:
+            return
+        if isinstance(error, SchemaError):
+            self.metrics.schema_error(error.reason)
+        elif isinstance(error, InvalidParameter):
+            self.metrics.schema_error("params")
+        elif isinstance(error, BodyTooLarge):
+            self.metrics.rejected("body_too_large")
+        elif isinstance(error, Overloaded):
+            self.metrics.rejected("overloaded")
+        elif isinstance(error, PredictionTimeout):
+            self.metrics.rejected("timeout")
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    def _started(self) -> None:
+        if self.poller is not None:
+            self.poller.start()
+
+    def _stopping(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before sending its whole request: there is no one to answer."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -111,34 +252,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _starlette_routes(scorer: Scorer) -> Starlette:
-    async def ping(request: Request) -> Response:
-        return Response("\n", media_type=JSON)
+_MEDIA_LABELS = {"application/json": "json", "text/csv": "csv", "application/vnd.apache.parquet": "parquet"}
 
-    async def version(request: Request) -> Response:
-        return PlainTextResponse(__version__)
 
-    async def metadata(request: Request) -> Response:
-        meta = scorer.model.meta
-        return JSONResponse(
-            {
-                "loader_module": meta.loader_module,
-                "signature": meta.signature.raw if meta.signature else None,
-                "model_id": meta.model_id,
-            }
-        )
-
-    async def invocations_method_not_allowed(request: Request) -> Response:
-        return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
-
-    return Starlette(
-        routes=[
-            Route("/ping", ping, methods=["GET"]),
-            Route("/health", ping, methods=["GET"]),
-            Route("/version", version, methods=["GET"]),
-            Route("/metadata", metadata, methods=["GET"]),
-            Route("/invocations", invocations_method_not_allowed),
-        ],
-        exception_handlers={SigserveError: _starlette_error, Exception: _starlette_error},
-    )
-
+def _media_label(content_type: str | None) -> str:
+    """A bounded label for requests that never reached a decoder (metrics must not take raw headers)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return _MEDIA_LABELS.get(media, "other")

@@ -10,9 +10,11 @@ import uvicorn
 from gunicorn.app.base import BaseApplication
 
 from sigserve.server.app import ScoringApp
+from sigserve.server.metrics import mark_process_dead
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 WORKER_GRACE_SECONDS = 30  # a worker silent this long past the request timeout is restarted
+DRAIN_GRACE_SECONDS = 5  # on SIGTERM, in-flight requests get their timeout plus this to finish
 
 
 def request_timeout(flag: float | None) -> float:
@@ -32,17 +34,29 @@ def freeze_startup_heap() -> None:
 
 
 def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Serve until SIGTERM/SIGINT, then drain: in-flight requests get their answers first."""
     freeze_startup_heap()
+    drain_seconds = int(app.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + DRAIN_GRACE_SECONDS
     if workers <= 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
+            proxy_headers=False, timeout_graceful_shutdown=drain_seconds,
+        )
         return
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "loglevel": log_level,
         "timeout": int(app.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + WORKER_GRACE_SECONDS,
+        "graceful_timeout": drain_seconds,
+        "child_exit": _child_exit,
     }
     _GunicornApp(app, options).run()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's live gauges (in-flight, model info) must leave the merged metrics."""
+    mark_process_dead(worker.pid)
 
 
 class _GunicornApp(BaseApplication):  # type: ignore[misc]
@@ -63,4 +77,3 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> ScoringApp:
         return self.application
-

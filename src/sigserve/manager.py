@@ -1,0 +1,174 @@
+"""Manager stage: which model version serves now, and moving to a new one without a gap.
+
+The source stage says where a URI points, the loader makes a model of it; the manager holds the
+current `Servable` and, for URIs that can move (`@alias`, `/latest`, `/<stage>`), polls the
+registry and swaps in a new version only once it has loaded and scored its own example.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sigserve.errors import SigserveError, WarmUpFailed
+from sigserve.model.loader import load_model
+from sigserve.model.resolved import ResolvedModel
+from sigserve.model.source import resolve
+from sigserve.registry.uri import RegisteredModelRef, parse_models_uri
+from sigserve.scoring import Scorer
+
+logger = logging.getLogger("sigserve.manager")
+
+
+@dataclass(frozen=True)
+class Servable:
+    """A loaded, warmed model and the registry facts that name it in headers and metadata."""
+
+    scorer: Scorer
+    resolved: ResolvedModel
+    alias: str | None
+    load_seconds: float
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name or self.resolved.path.name
+
+    @property
+    def version(self) -> str:
+        return self.resolved.version or "local"
+
+    @property
+    def identity(self) -> tuple[str | None, str | None, str]:
+        return self.resolved.name, self.resolved.version, str(self.resolved.path)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """`X-Model-Version: name/version`, and the alias it was reached by."""
+        headers = [(b"x-model-version", f"{self.name}/{self.version}".encode("latin-1", "replace"))]
+        if self.alias:
+            headers.append((b"x-model-alias", self.alias.encode("latin-1", "replace")))
+        return headers
+
+
+class LoadEvents(Protocol):
+    """What the manager reports; `server.metrics.Metrics` implements it."""
+
+    def model_loaded(self, name: str, version: str, alias: str | None, seconds: float) -> None: ...
+    def reload_succeeded(self) -> None: ...
+    def reload_failed(self, reason: str) -> None: ...
+    def registry_error(self) -> None: ...
+
+
+def alias_of(uri: str) -> str | None:
+    """The alias, stage or `latest` a URI follows; None for a URI that names one fixed model."""
+    if not uri.startswith("models:"):
+        return None
+    try:
+        ref = parse_models_uri(uri)
+    except SigserveError:
+        return None
+    if not isinstance(ref, RegisteredModelRef) or ref.version:
+        return None
+    return ref.alias or ref.stage or "latest"
+
+
+def load_servable(resolved: ResolvedModel, *, strict_warm_up: bool) -> Servable:
+    """Load and warm up. Strict: a model whose own example does not score is refused (reloads);
+    at start-up it is only logged, as the example may predate the signature."""
+    started = time.perf_counter()
+    scorer = Scorer(load_model(resolved.path))
+    scorer.warm_up(strict=strict_warm_up)
+    return Servable(scorer, resolved, alias_of(resolved.uri), time.perf_counter() - started)
+
+
+class ModelManager:
+    """Holds the current servable. Requests read `current` once and keep that servable to the
+    end, so a swap never changes the model under a request that has started."""
+
+    def __init__(self, servable: Servable, events: LoadEvents | None = None) -> None:
+        self.current = servable
+        self.events = events
+        self._swap_listeners: list[Callable[[Servable], None]] = []
+        if events is not None:
+            events.model_loaded(servable.name, servable.version, servable.alias, servable.load_seconds)
+
+    def on_swap(self, listener: Callable[[Servable], None]) -> None:
+        self._swap_listeners.append(listener)
+
+    def swap(self, servable: Servable) -> None:
+        previous, self.current = self.current, servable
+        logger.info(
+            "now serving %s/%s (was %s/%s)", servable.name, servable.version, previous.name, previous.version
+        )
+        if self.events is not None:
+            self.events.model_loaded(servable.name, servable.version, servable.alias, servable.load_seconds)
+            self.events.reload_succeeded()
+        for listener in self._swap_listeners:
+            listener(servable)
+
+
+class ReloadPoller:
+    """Polls the registry every `interval` seconds from a daemon thread and swaps in new versions.
+
+    A version that fails to resolve, load or warm up is logged, counted and remembered, so it is
+    not fetched again on every poll; the current model keeps serving. A registry that cannot be
+    reached is the same: logged, counted, retried at the next poll.
+    """
+
+    def __init__(
+        self, uri: str, registry: str | None, interval: float, manager: ModelManager
+    ) -> None:
+        self.uri = uri
+        self.registry = registry
+        self.interval = interval
+        self.manager = manager
+        self._refused: tuple[str | None, str | None, str] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sigserve-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll_once()
+            except Exception:  # noqa: BLE001 - the poller outlives any one bad poll
+                logger.exception("registry poll for %s failed unexpectedly", self.uri)
+                if self.manager.events is not None:
+                    self.manager.events.registry_error()
+
+    def poll_once(self) -> bool:
+        """One poll; True when a new version was swapped in."""
+        events = self.manager.events
+        try:
+            resolved = resolve(self.uri, self.registry)
+        except SigserveError as exc:
+            logger.warning("registry poll for %s failed; still serving the current model: %s", self.uri, exc.message)
+            if events is not None:
+                events.registry_error()
+            return False
+        identity = (resolved.name, resolved.version, str(resolved.path))
+        if identity == self.manager.current.identity or identity == self._refused:
+            return False
+        logger.info("%s now points to version %s; loading it", self.uri, resolved.version)
+        try:
+            servable = load_servable(resolved, strict_warm_up=True)
+        except SigserveError as exc:
+            self._refused = identity
+            logger.error(
+                "version %s of %s was not swapped in; still serving version %s: %s",
+                resolved.version, resolved.name, self.manager.current.version, exc.message,
+            )
+            if events is not None:
+                events.reload_failed("warm_up" if isinstance(exc, WarmUpFailed) else "load")
+            return False
+        self.manager.swap(servable)
+        return True

@@ -1,0 +1,55 @@
+"""Request IDs and one access-log line per request."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from starlette.types import Scope
+
+if TYPE_CHECKING:
+    from sigserve.manager import Servable
+
+logger = logging.getLogger("sigserve.access")
+
+_MAX_ID_LENGTH = 128
+
+
+def request_id_of(scope: Scope) -> bytes:
+    """The client's `X-Request-ID` when it is a sane token, else a new one, so a request can be
+    followed from the client's logs through ours."""
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            if 0 < len(value) <= _MAX_ID_LENGTH and value.isascii() and all(32 < c < 127 for c in value):
+                return value
+            break
+    return uuid.uuid4().hex.encode()
+
+
+class AccessLog:
+    """`client "METHOD path HTTP/x" status bytes ms`, with structured fields for the JSON format."""
+
+    def record(
+        self, scope: Scope, status: int, sent: int, seconds: float, request_id: bytes, servable: Servable
+    ) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        fields = {
+            "client": peer,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "bytes": sent,
+            "duration_ms": round(seconds * 1000, 3),
+            "request_id": request_id.decode("ascii"),
+            "model_version": f"{servable.name}/{servable.version}",
+        }
+        logger.info(
+            '%s "%s %s HTTP/%s" %d %dB %.2fms id=%s model=%s',
+            peer, scope["method"], scope["path"], scope.get("http_version", "1.1"), status, sent,
+            seconds * 1000, fields["request_id"], fields["model_version"],
+            extra={"access": fields},
+        )

@@ -1,0 +1,192 @@
+"""Prometheus metrics for the scoring server, in one process or summed across gunicorn workers.
+
+prometheus_client chooses where values live (in memory, or in mmap files that every worker
+writes and any worker can read) from $PROMETHEUS_MULTIPROC_DIR when it is first imported, and
+that may happen before the CLI has chosen a directory. So prometheus_client is only imported
+inside functions, and each `Metrics` first makes that choice agree with the environment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import tempfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every scraper reads
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+ROW_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+
+_value_class_dir: str | None = None  # the directory prometheus_client's current value class writes to
+
+
+def prepare_multiprocess_dir(path: str | None = None) -> str:
+    """Give the workers an empty shared directory: files left by an earlier run would be summed in.
+
+    Call it in the gunicorn master before workers fork and before any `Metrics` exists.
+    """
+    created = not (path or os.environ.get(MULTIPROC_ENV))
+    path = path or os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="sigserve-metrics-")
+    path = os.path.abspath(path)
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+    os.environ[MULTIPROC_ENV] = path
+    if created:
+        atexit.register(_remove_dir, path, os.getpid())
+    return path
+
+
+def _remove_dir(path: str, owner_pid: int) -> None:
+    """Forked workers inherit atexit hooks; only the process that made the directory removes it."""
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (in flight, model info); its counters stay in the totals."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)
+
+
+def _match_value_class(directory: str | None) -> None:
+    """Make prometheus_client store values the way the environment says now, not at its import."""
+    global _value_class_dir
+    from prometheus_client import values
+
+    if directory is None:
+        if values.ValueClass._multiprocess:
+            values.ValueClass = values.MutexValue
+    elif not values.ValueClass._multiprocess or _value_class_dir not in (None, directory):
+        # Its open files are cached per process, not per directory: a new directory needs a new class.
+        values.ValueClass = values.MultiProcessValue()
+    _value_class_dir = directory
+
+
+class Metrics:
+    """The server's metrics: in its own registry, or in $PROMETHEUS_MULTIPROC_DIR when that is set."""
+
+    def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        _match_value_class(self.multiprocess_dir)
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        # Multiprocess metrics are collected from the files, so they join no registry.
+        self.registry: CollectorRegistry | None = None if self.multiprocess_dir else CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "sigserve_requests", "Scoring requests answered, by HTTP status and payload format.",
+            ["status", "format"], registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "sigserve_request_duration_seconds", "Time to answer a scoring request.",
+            ["format"], buckets=DURATION_BUCKETS, registry=registry,
+        )
+        self.request_rows = Histogram(
+            "sigserve_request_rows", "Rows in each scored request.", buckets=ROW_BUCKETS, registry=registry
+        )
+        self.schema_errors = Counter(
+            "sigserve_schema_errors", "Requests refused by the model signature.",
+            ["reason"], registry=registry,
+        )
+        self.rejections = Counter(
+            "sigserve_rejected_requests", "Requests refused before scoring.", ["reason"], registry=registry
+        )
+        self.in_flight = Gauge(
+            "sigserve_in_flight_requests", "Scoring requests being handled now.",
+            multiprocess_mode="livesum", registry=registry,
+        )
+        # livemax: 1 while any live worker serves that model, 0 once all of them moved on,
+        # gone when the workers that served it are marked dead.
+        self.model_info = Gauge(
+            "sigserve_model_info", "The model being served (value 1).",
+            ["name", "version", "alias"], multiprocess_mode="livemax", registry=registry,
+        )
+        self.model_load_seconds = Gauge(
+            "sigserve_model_load_seconds", "Time taken to load the current model.",
+            multiprocess_mode="mostrecent", registry=registry,
+        )
+        self.reloads = Counter("sigserve_model_reloads", "Successful model reloads.", registry=registry)
+        self.reload_failures = Counter(
+            "sigserve_model_reload_failures", "Failed model reloads.", ["reason"], registry=registry
+        )
+        self.registry_errors = Counter(
+            "sigserve_registry_errors", "Failed calls to the model registry.", registry=registry
+        )
+        self._model: tuple[str, str, str] | None = None
+        self._shown: tuple[str, str, str] | None = None
+        self._shown_pid: int | None = None
+
+    def request_started(self) -> None:
+        self._show_model_here()
+        self.in_flight.inc()
+
+    def request_finished(self, status: int, payload_format: str, seconds: float, rows: int | None) -> None:
+        self.in_flight.dec()
+        self.requests.labels(str(status), payload_format).inc()
+        self.request_seconds.labels(payload_format).observe(seconds)
+        if rows is not None:
+            self.request_rows.observe(rows)
+
+    def schema_error(self, reason: str) -> None:
+        self.schema_errors.labels(reason).inc()
+
+    def rejected(self, reason: str) -> None:
+        self.rejections.labels(reason).inc()
+
+    def model_loaded(self, name: str, version: str, alias: str | None, seconds: float) -> None:
+        """Record the model; in multiprocess mode its info series waits for a process that serves.
+
+        With a preloaded app the gunicorn master loads the model, and the master never dies:
+        a series in its file would claim that version for as long as the server runs.
+        """
+        self.model_load_seconds.set(seconds)
+        self._model = (name, str(version), alias or "")
+        if not self.multiprocess_dir or self._shown_pid == os.getpid():
+            self._show_model()
+
+    def reload_succeeded(self) -> None:
+        self.reloads.inc()
+
+    def reload_failed(self, reason: str) -> None:
+        self.reload_failures.labels(reason).inc()
+
+    def registry_error(self) -> None:
+        self.registry_errors.inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition for GET /metrics: this registry, or every worker's files merged."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self.registry is not None:
+            return generate_latest(self.registry), CONTENT_TYPE
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        self._show_model_here()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry), CONTENT_TYPE
+
+    def _show_model_here(self) -> None:
+        if self.multiprocess_dir and self._shown_pid != os.getpid():
+            self._show_model()
+
+    def _show_model(self) -> None:
+        previous, current = self._shown, self._model
+        if previous is not None and previous != current:
+            if self.multiprocess_dir:
+                self.model_info.labels(*previous).set(0)  # a worker's file keeps every series it wrote
+            else:
+                self.model_info.remove(*previous)
+        if current is not None:
+            self.model_info.labels(*current).set(1)
+        self._shown, self._shown_pid = current, os.getpid()

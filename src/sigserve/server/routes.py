@@ -1,0 +1,110 @@
+"""Everything but scoring: health (MLflow's and KServe V2's), version, metadata, OpenAPI, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sigserve import __version__
+from sigserve.encode import encode_json
+from sigserve.errors import SigserveError
+from sigserve.server.http_errors import error_body
+from sigserve.server.openapi import docs_html, openapi_document
+
+if TYPE_CHECKING:
+    from sigserve.server.app import ScoringApp
+
+JSON = "application/json"
+
+
+def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdown: Callable[[], None]) -> Starlette:
+    async def ping(request: Request) -> Response:
+        return Response("\n", media_type=JSON)
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        """The app only starts once its model has loaded and warmed up: being up means ready."""
+        return JSONResponse({"ready": True})
+
+    async def version(request: Request) -> Response:
+        return PlainTextResponse(__version__)
+
+    async def metadata(request: Request) -> Response:
+        servable = app.manager.current
+        meta = servable.scorer.model.meta
+        resolved = servable.resolved
+        return Response(
+            encode_json(
+                {
+                    "name": servable.name,
+                    "version": servable.version,
+                    "alias": servable.alias,
+                    "model_uri": resolved.uri,
+                    "registry": resolved.registry,
+                    "source": resolved.source,
+                    "flavor": meta.loader_module,
+                    "loader_module": meta.loader_module,
+                    "model_id": meta.model_id,
+                    "signature": meta.signature.raw if meta.signature else None,
+                    "load_seconds": round(servable.load_seconds, 3),
+                }
+            ),
+            media_type=JSON,
+        )
+
+    async def openapi(request: Request) -> Response:
+        servable = app.manager.current
+        document = openapi_document(
+            servable.scorer.model.meta, name=servable.name, version=servable.version, alias=servable.alias
+        )
+        return Response(encode_json(document), media_type=JSON)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(docs_html("/openapi.json", title=f"sigserve: {app.manager.current.name}"))
+
+    async def metrics(request: Request) -> Response:
+        if app.metrics is None:
+            return PlainTextResponse("metrics are off\n", status_code=404)
+        body, content_type = app.metrics.render()
+        return Response(body, media_type=content_type)
+
+    async def invocations_method_not_allowed(request: Request) -> Response:
+        return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        on_startup()
+        try:
+            yield
+        finally:
+            on_shutdown()
+
+    return Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/health", ping, methods=["GET"]),
+            Route("/v2/health/live", live, methods=["GET"]),
+            Route("/v2/health/ready", ready, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/metadata", metadata, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/invocations", invocations_method_not_allowed),
+        ],
+        exception_handlers={SigserveError: _starlette_error, Exception: _starlette_error},
+        lifespan=lifespan,
+    )
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    status, body = error_body(exc)
+    return Response(body, status_code=status, media_type=JSON)

@@ -1,0 +1,246 @@
+"""Metrics in one process, and summed over real worker processes sharing a multiprocess directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import values
+from prometheus_client.parser import text_string_to_metric_families
+
+from sigserve.server import metrics as metrics_module
+from sigserve.server.metrics import (
+    MULTIPROC_ENV,
+    Metrics,
+    mark_process_dead,
+    prepare_multiprocess_dir,
+)
+
+Samples = dict[tuple[str, frozenset], float]
+
+# A worker: runs the Metrics calls given as JSON, then prints its pid.
+WORKER = """
+import json, os, sys
+from sigserve.server.metrics import Metrics
+metrics = Metrics()
+for method, *args in json.loads(sys.argv[1]):
+    getattr(metrics, method)(*args)
+print(os.getpid())
+"""
+
+# A gunicorn-like master: loads the model, then forks workers; the second reloads version 2.
+PRELOADING_MASTER = """
+import json, os
+from sigserve.server.metrics import Metrics
+metrics = Metrics()
+metrics.model_loaded("iris", "1", "champion", 0.25)
+workers = []
+for reload in (False, True):
+    pid = os.fork()
+    if pid == 0:
+        metrics.request_started()
+        metrics.request_finished(200, "json", 0.01, 3)
+        if reload:
+            metrics.model_loaded("iris", "2", "champion", 0.5)
+        os._exit(0)
+    workers.append(pid)
+for pid in workers:
+    os.waitpid(pid, 0)
+print(json.dumps({"master": os.getpid(), "workers": workers}))
+"""
+
+
+def parse(metrics: Metrics) -> Samples:
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
+    return samples.get((metric, frozenset(labels.items())))
+
+
+def model_versions(samples: Samples) -> dict[str, float]:
+    info = {labels: v for (name, labels), v in samples.items() if name == "sigserve_model_info"}
+    return {dict(labels)["version"]: v for labels, v in info.items()}
+
+
+@pytest.fixture(autouse=True)
+def restore_value_class() -> Iterator[None]:
+    """Metrics switches prometheus_client's value storage; leave other tests the one they had."""
+    saved = values.ValueClass, metrics_module._value_class_dir
+    yield
+    values.ValueClass, metrics_module._value_class_dir = saved
+
+
+@pytest.fixture
+def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+
+
+@pytest.fixture
+def shared_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    return tmp_path
+
+
+def run_workers(*calls: list[list]) -> list[int]:
+    """Run one real process per call list, all at once; return their pids."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(c)], stdout=subprocess.PIPE, text=True)
+        for c in calls
+    ]
+    pids = [int(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    return pids
+
+
+def test_every_method_in_one_process(single_process: None) -> None:
+    metrics = Metrics()
+    for _ in range(3):
+        metrics.request_started()
+    metrics.request_finished(200, "json", 0.003, 5)
+    metrics.request_finished(400, "csv", 0.2, None)
+    metrics.schema_error("missing_column")
+    metrics.schema_error("missing_column")
+    metrics.rejected("body_too_large")
+    metrics.rejected("timeout")
+    metrics.model_loaded("iris", "3", "champion", 1.5)
+    metrics.reload_succeeded()
+    metrics.reload_failed("load_error")
+    metrics.registry_error()
+    s = parse(metrics)
+
+    assert value(s, "sigserve_requests_total", status="200", format="json") == 1
+    assert value(s, "sigserve_requests_total", status="400", format="csv") == 1
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", le="0.0025") == 0
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", le="0.005") == 1
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="csv", le="30.0") == 1
+    assert value(s, "sigserve_request_duration_seconds_sum", format="csv") == pytest.approx(0.2)
+    assert value(s, "sigserve_request_rows_bucket", le="1.0") == 0
+    assert value(s, "sigserve_request_rows_bucket", le="10.0") == 1
+    assert value(s, "sigserve_request_rows_bucket", le="100000.0") == 1
+    assert value(s, "sigserve_request_rows_count") == 1
+    assert value(s, "sigserve_in_flight_requests") == 1
+    assert value(s, "sigserve_schema_errors_total", reason="missing_column") == 2
+    assert value(s, "sigserve_rejected_requests_total", reason="body_too_large") == 1
+    assert value(s, "sigserve_rejected_requests_total", reason="timeout") == 1
+    assert value(s, "sigserve_model_info", name="iris", version="3", alias="champion") == 1
+    assert value(s, "sigserve_model_load_seconds") == 1.5
+    assert value(s, "sigserve_model_reloads_total") == 1
+    assert value(s, "sigserve_model_reload_failures_total", reason="load_error") == 1
+    assert value(s, "sigserve_registry_errors_total") == 1
+
+
+def test_each_instance_has_its_own_registry(single_process: None) -> None:
+    first, second = Metrics(), Metrics()
+    first.registry_error()
+    assert value(parse(first), "sigserve_registry_errors_total") == 1
+    assert value(parse(second), "sigserve_registry_errors_total") == 0
+
+
+def test_reload_in_one_process_shows_only_the_new_version(single_process: None) -> None:
+    metrics = Metrics()
+    metrics.model_loaded("iris", "1", None, 0.5)
+    metrics.model_loaded("iris", "2", None, 0.75)
+    s = parse(metrics)
+    assert model_versions(s) == {"2": 1}
+    assert value(s, "sigserve_model_info", name="iris", version="2", alias="") == 1
+    assert value(s, "sigserve_model_load_seconds") == 0.75
+
+
+def test_workers_are_summed_and_dead_workers_leave_live_gauges(shared_dir: Path) -> None:
+    a, b, c = run_workers(
+        [["model_loaded", "iris", "1", "champion", 0.5], ["request_started"], ["request_started"],
+         ["request_started"], ["request_finished", 200, "json", 0.01, 10],
+         ["request_finished", 400, "json", 0.02, None]],
+        [["model_loaded", "iris", "1", "champion", 0.5], ["request_started"],
+         ["request_finished", 200, "json", 0.01, 10], ["model_loaded", "iris", "2", "champion", 0.7],
+         ["reload_succeeded"], ["request_started"], ["request_finished", 200, "csv", 0.01, 1000]],
+        [["model_loaded", "iris", "2", "champion", 0.7], ["request_started"], ["request_started"],
+         ["schema_error", "missing_column"], ["rejected", "overloaded"], ["registry_error"]],
+    )
+    renderer = Metrics()  # the test process is a worker too, with nothing recorded
+    s = parse(renderer)
+    assert value(s, "sigserve_requests_total", status="200", format="json") == 2
+    assert value(s, "sigserve_requests_total", status="400", format="json") == 1
+    assert value(s, "sigserve_requests_total", status="200", format="csv") == 1
+    assert value(s, "sigserve_request_duration_seconds_count", format="json") == 3
+    assert value(s, "sigserve_request_rows_bucket", le="10.0") == 2
+    assert value(s, "sigserve_request_rows_count") == 3
+    assert value(s, "sigserve_in_flight_requests") == 1 + 0 + 2
+    assert value(s, "sigserve_schema_errors_total", reason="missing_column") == 1
+    assert value(s, "sigserve_rejected_requests_total", reason="overloaded") == 1
+    assert value(s, "sigserve_registry_errors_total") == 1
+    assert value(s, "sigserve_model_reloads_total") == 1
+    assert value(s, "sigserve_model_load_seconds") in (0.5, 0.7)  # whichever worker loaded last
+    assert model_versions(s) == {"1": 1, "2": 1}  # a still serves version 1
+
+    mark_process_dead(a)
+    s = parse(renderer)
+    assert value(s, "sigserve_in_flight_requests") == 2
+    assert model_versions(s) == {"1": 0, "2": 1}  # b reloaded away from it
+    assert value(s, "sigserve_requests_total", status="200", format="json") == 2
+    assert value(s, "sigserve_request_rows_count") == 3
+
+    mark_process_dead(b)
+    mark_process_dead(c)
+    s = parse(renderer)
+    assert value(s, "sigserve_in_flight_requests") == 0
+    assert model_versions(s) == {}
+    assert value(s, "sigserve_requests_total", status="200", format="csv") == 1
+
+
+def test_preloading_master_claims_no_model_version(shared_dir: Path) -> None:
+    master = subprocess.run([sys.executable, "-c", PRELOADING_MASTER], capture_output=True, text=True, check=True)
+    pids = json.loads(master.stdout)
+    first, second = pids["workers"]
+    renderer = Metrics()
+    assert model_versions(parse(renderer)) == {"1": 1, "2": 1}
+    assert value(parse(renderer), "sigserve_model_load_seconds") == 0.5
+    mark_process_dead(first)
+    assert model_versions(parse(renderer)) == {"1": 0, "2": 1}
+    mark_process_dead(second)
+    assert model_versions(parse(renderer)) == {}  # the live master holds no model series
+    assert value(parse(renderer), "sigserve_requests_total", status="200", format="json") == 2
+
+
+def test_storage_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("one", "two"):
+        directory = tmp_path / name
+        directory.mkdir()
+        monkeypatch.setenv(MULTIPROC_ENV, str(directory))
+        metrics = Metrics()
+        metrics.registry_error()
+        assert value(parse(metrics), "sigserve_registry_errors_total") == 1
+        assert any(p.name.startswith("counter_") for p in directory.iterdir())
+    monkeypatch.delenv(MULTIPROC_ENV)
+    metrics = Metrics()
+    metrics.registry_error()
+    assert metrics.registry is not None
+    assert value(parse(metrics), "sigserve_registry_errors_total") == 1
+
+
+def test_prepare_multiprocess_dir_wipes_stale_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    (tmp_path / "counter_1.db").write_bytes(b"stale")
+    (tmp_path / "notes.txt").write_text("kept")
+    assert prepare_multiprocess_dir() == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+    monkeypatch.delenv(MULTIPROC_ENV)
+    made = prepare_multiprocess_dir()
+    assert os.environ[MULTIPROC_ENV] == made and os.path.isdir(made) and made != str(tmp_path)
+
+
+def test_mark_process_dead_without_a_directory_does_nothing(single_process: None) -> None:
+    mark_process_dead(os.getpid())

@@ -1,0 +1,236 @@
+"""The production runtime, on real processes: limits, drain, request IDs, logs, metrics, workers.
+
+Alias hot-reload has its own module (`test_reload.py`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+from helpers import SigserveServer
+from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
+
+IRIS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+ONE_ROW = {"dataframe_split": {"columns": IRIS, "data": [[5.1, 3.5, 1.4, 0.2]]}}
+
+
+def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """`/metrics` parsed by prometheus-client's own parser: (sample name, labels) -> value."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: dict, metric: str, **labels: str) -> float:
+    return sum(
+        value for (sample, sample_labels), value in samples.items()
+        if sample == metric and all(dict(sample_labels).get(k) == v for k, v in labels.items())
+    )
+
+
+def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+@pytest.fixture(scope="module")
+def iris(models):
+    with SigserveServer(models["sklearn_skops"], "--max-body-bytes", "4096") as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- headers and endpoints
+
+
+def test_every_answer_carries_the_request_id_and_the_model_version(iris: SigserveServer) -> None:
+    echoed = httpx.post(iris.url + "/invocations", json=ONE_ROW, headers={"X-Request-ID": "trace-42"})
+    assert echoed.status_code == 200 and echoed.headers["x-request-id"] == "trace-42"
+    assert echoed.headers["x-model-version"] == "sklearn_skops/local"
+    generated = {httpx.get(iris.url + "/ping").headers["x-request-id"] for _ in range(3)}
+    assert len(generated) == 3 and all(len(rid) == 32 for rid in generated)
+    refused = httpx.post(iris.url + "/invocations", json={"dataframe_split": {"columns": ["x"], "data": [[1]]}},
+                         headers={"X-Request-ID": "bad input"})
+    assert refused.status_code == 400
+    assert refused.headers["x-request-id"] != "bad input", "an ID with a space is not echoed into logs"
+    assert refused.headers["x-model-version"] == "sklearn_skops/local"
+
+
+def test_v2_health_metadata_and_version(iris: SigserveServer) -> None:
+    assert httpx.get(iris.url + "/v2/health/live").json() == {"live": True}
+    assert httpx.get(iris.url + "/v2/health/ready").json() == {"ready": True}
+    metadata = httpx.get(iris.url + "/metadata").json()
+    assert metadata["name"] == "sklearn_skops" and metadata["version"] == "local"
+    assert metadata["flavor"] == "mlflow.sklearn"
+    assert [c["name"] for c in json.loads(metadata["signature"]["inputs"])] == IRIS
+    assert httpx.get(iris.url + "/version").text
+
+
+def test_openapi_document_is_valid_openapi_3_with_the_real_columns(iris: SigserveServer) -> None:
+    document = httpx.get(iris.url + "/openapi.json").json()
+    validate(document)
+    text = json.dumps(document)
+    assert all(json.dumps(column) in text for column in IRIS)
+    assert "/invocations" in document["paths"]
+    docs = httpx.get(iris.url + "/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_a_body_over_the_limit_is_refused_with_413_declared_or_streamed(iris: SigserveServer) -> None:
+    big = json.dumps({"dataframe_split": {"columns": IRIS, "data": [[5.1, 3.5, 1.4, 0.2]] * 400}})
+    declared = httpx.post(iris.url + "/invocations", content=big, headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413
+    assert "4096" in declared.json()["message"]
+
+    def chunks():
+        for start in range(0, len(big), 1000):
+            yield big[start:start + 1000].encode()
+
+    streamed = httpx.post(iris.url + "/invocations", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert httpx.post(iris.url + "/invocations", json=ONE_ROW).status_code == 200
+
+
+def test_saturated_worker_answers_503_with_retry_after(models, tmp_path) -> None:
+    marker = tmp_path / "started"
+    env = {"SIGSERVE_TEST_STARTED_MARKER": str(marker)}
+    with SigserveServer(models["slow"], "--max-concurrency", "1", env=env) as server:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(server.post, {"dataframe_split": {"columns": ["x"], "data": [[1.5]]}})
+            assert wait_for(marker.exists, 20)
+            busy = server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}})
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert busy.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+            assert slow.result().status_code == 200
+        assert server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}}).status_code == 200
+        samples = metric_samples(server.url)
+        assert total(samples, "sigserve_rejected_requests_total", reason="overloaded") == 1
+        assert total(samples, "sigserve_requests_total", status="503") == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_drains_in_flight_requests_before_exit(models, tmp_path, workers: str) -> None:
+    marker = tmp_path / "started"
+    server = SigserveServer(models["slow"], "-w", workers, env={"SIGSERVE_TEST_STARTED_MARKER": str(marker)})
+    with server:
+        body = {"dataframe_split": {"columns": ["x"], "data": [[1.5]]}}
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = [pool.submit(server.post, body) for _ in range(4)]
+            assert wait_for(marker.exists, 20)
+            time.sleep(0.3)  # every request has been sent and is being scored
+            os.kill(server.process.pid, signal.SIGTERM)
+            statuses = [answer.result().status_code for answer in answers]
+        assert statuses == [200] * 4
+        # uvicorn re-raises the signal once drained, so exiting "by SIGTERM" is the clean end
+        assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "Finished server process" in server.log() or "Shutting down: Master" in server.log()
+
+
+# --------------------------------------------------------------------------- logs and metrics
+
+
+def test_access_log_lines_are_json_with_the_request_fields(models) -> None:
+    with SigserveServer(models["sklearn_skops"], "--log-format", "json") as server:
+        httpx.post(server.url + "/invocations", json=ONE_ROW, headers={"X-Request-ID": "json-log-1"})
+        assert wait_for(lambda: "json-log-1" in server.log(), 10)
+    records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    access = [r for r in records if r.get("request_id") == "json-log-1"]
+    assert len(access) == 1
+    assert access[0]["status"] == 200 and access[0]["path"] == "/invocations" and access[0]["duration_ms"] > 0
+    assert access[0]["model_version"] == "sklearn_skops/local"
+
+
+def test_metrics_count_requests_formats_rows_and_refusals(iris: SigserveServer) -> None:
+    before = metric_samples(iris.url)
+    httpx.post(iris.url + "/invocations", json={"dataframe_split": {"columns": IRIS, "data": [[5.1, 3.5, 1.4, 0.2]] * 3}})
+    httpx.post(iris.url + "/invocations", json={"dataframe_records": [dict(zip(IRIS, [1, 2, 3, 4]))]})
+    httpx.post(iris.url + "/invocations", json={"dataframe_split": {"columns": IRIS[:2], "data": [[1, 2]]}})
+    httpx.post(iris.url + "/invocations", json={"dataframe_split": {"columns": IRIS, "data": [["a", 1, 2, 3]]}})
+    after = metric_samples(iris.url)
+
+    def delta(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert delta("sigserve_requests_total", status="200", format="dataframe_split") == 1
+    assert delta("sigserve_requests_total", status="200", format="dataframe_records") == 1
+    assert delta("sigserve_requests_total", status="400") == 2
+    assert delta("sigserve_schema_errors_total", reason="missing_input") == 1
+    assert delta("sigserve_schema_errors_total", reason="type") == 1
+    assert delta("sigserve_request_rows_sum") == 4
+    assert delta("sigserve_request_duration_seconds_count", format="dataframe_split") == 3
+    assert total(after, "sigserve_in_flight_requests") == 0
+    assert total(after, "sigserve_model_info", name="sklearn_skops", version="local") == 1
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_workers_share_one_load_are_replaced_when_killed_and_metrics_add_up(models) -> None:
+    with SigserveServer(models["sklearn_skops"], "-w", "2") as server:
+        assert wait_for(lambda: len(_children(server.process.pid)) == 2, 30)
+        assert server.log().count("loaded ") == 1, "the model is loaded once, in the master, before the fork"
+        for _ in range(20):
+            assert httpx.post(server.url + "/invocations", json=ONE_ROW).status_code == 200
+
+        workers = _children(server.process.pid)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: (kids := _children(server.process.pid)) and victim not in kids and len(kids) == 2, 30)
+        for _ in range(10):
+            assert httpx.post(server.url + "/invocations", json=ONE_ROW).status_code == 200
+        assert server.log().count("loaded ") == 1, "a replacement worker forks from the loaded master"
+
+        samples = metric_samples(server.url)
+        assert total(samples, "sigserve_requests_total", status="200") == 30, "counters of every worker, dead ones too"
+        assert total(samples, "sigserve_model_info", name="sklearn_skops") >= 1
+
+
+# --------------------------------------------------------------------------- micro-batching
+
+
+def test_micro_batching_answers_each_request_as_alone(models) -> None:
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.0, 3.4, 1.5, 0.2]] * 8
+    with SigserveServer(models["sklearn_skops"]) as plain:
+        expected = [plain.post({"dataframe_split": {"columns": IRIS, "data": [row]}}).json() for row in rows]
+    with SigserveServer(models["sklearn_skops"], "--batch-max-size", "16", "--batch-max-wait-ms", "20") as server:
+        barrier = threading.Barrier(len(rows))
+
+        def one(row: list[float]) -> dict:
+            barrier.wait()
+            return server.post({"dataframe_split": {"columns": IRIS, "data": [row]}}).json()
+
+        with concurrent.futures.ThreadPoolExecutor(len(rows)) as pool:
+            got = list(pool.map(one, rows))
+    assert got == expected
+    assert {json.dumps(p) for p in expected} == {'{"predictions": [0]}', '{"predictions": [1]}', '{"predictions": [2]}'}
+
+
+def test_unknown_route_and_health_do_not_count_as_scoring(iris: SigserveServer) -> None:
+    before = total(metric_samples(iris.url), "sigserve_requests_total")
+    httpx.get(iris.url + "/ping")
+    httpx.get(iris.url + "/nope")
+    assert total(metric_samples(iris.url), "sigserve_requests_total") == before
+

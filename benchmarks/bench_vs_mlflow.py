@@ -129,15 +129,15 @@ def server_command(name: str, model: Path, port: int) -> list[str]:
     if name == "mlflow":
         return ["mlflow", "models", "serve", "-m", str(model), "-h", "127.0.0.1",
                 "-p", str(port), "-w", "1", "--env-manager", "local"]
-    return ["sigserve", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    return ["sigserve", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port), "-w", "1",
+            "--no-access-log"]
 
 
 def server_env(name: str, mlflow_access_log: bool) -> dict[str, str]:
     """MLflow 3.17 refuses pickled sklearn models without the opt-in.
 
-    sigserve never writes access logs; mlflow's uvicorn does unless told not to
-    (UVICORN_ACCESS_LOG is read by uvicorn's CLI), which would tax mlflow for
-    logging rather than scoring.
+    Access logs are off on both sides (sigserve's `--no-access-log`; mlflow's
+    uvicorn reads UVICORN_ACCESS_LOG), so both are measured scoring, not logging.
     """
     env = dict(os.environ)
     if name == "mlflow":
@@ -443,7 +443,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"subset of cases to run (default all: {' '.join(CASES)})")
     p.add_argument("--json-out", type=Path, default=None, help="write machine info and results as JSON here")
     p.add_argument("--mlflow-access-log", action="store_true",
-                   help="leave mlflow's per-request uvicorn access log on (stock behaviour; sigserve has none)")
+                   help="leave mlflow's per-request uvicorn access log on (stock behaviour; sigserve's stays off)")
     p.add_argument("--keep-logs", action="store_true", help="print the server log paths and keep the temp dir")
     return p.parse_args(argv)
 

@@ -15,38 +15,8 @@ import time
 
 import httpx
 import pytest
-from helpers import SigserveServer
+from helpers import IRIS, ONE_ROW, SigserveServer, metric_samples, total, wait_for
 from openapi_spec_validator import validate
-from prometheus_client.parser import text_string_to_metric_families
-
-IRIS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-ONE_ROW = {"dataframe_split": {"columns": IRIS, "data": [[5.1, 3.5, 1.4, 0.2]]}}
-
-
-def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """`/metrics` parsed by prometheus-client's own parser: (sample name, labels) -> value."""
-    text = httpx.get(url + "/metrics", timeout=10).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def total(samples: dict, metric: str, **labels: str) -> float:
-    return sum(
-        value for (sample, sample_labels), value in samples.items()
-        if sample == metric and all(dict(sample_labels).get(k) == v for k, v in labels.items())
-    )
-
-
-def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from sigserve.server.settings import ServerSettings
 logger = logging.getLogger("sigserve.server")
 
 JSON = b"application/json"
+INLINE_PREPARE_MAX_BYTES = 64 * 1024
 
 
 class ScoringApp:
@@ -170,7 +171,7 @@ class ScoringApp:
     async def _score_batched(self, servable: Servable, content_type: str | None, body: bytes) -> Scored:
         assert self.batcher is not None
         scorer = servable.scorer
-        if self.inline.allowed(len(body)):
+        if len(body) <= INLINE_PREPARE_MAX_BYTES:  # no model code runs here: cost follows size
             prepared = scorer.prepare(content_type, body)
         else:
             prepared = await self._run_blocking(lambda: scorer.prepare(content_type, body))

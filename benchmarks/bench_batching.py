@@ -11,6 +11,7 @@ on all three first. Only ratios mean anything on a machine where wrk shares the 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -76,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_all_ready(procs, urls, workdir, time.monotonic())
         payload = make_payload("split_1")
         answers = {name: post(f"{url}/invocations", payload) for name, url in urls.items()}
-        if len({body for _, body in answers.values()}) != 1 or {s for s, _ in answers.values()} != {200}:
+        if len({json.dumps(json.loads(body)) for _, body in answers.values()}) != 1 or {
+            status for status, _ in answers.values()
+        } != {200}:
             print(f"parity failed: {answers}", file=sys.stderr)
             return 1
         script = write_lua(workdir, payload)

@@ -7,6 +7,7 @@ registry and swaps in a new version only once it has loaded and scored its own e
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -45,6 +46,7 @@ class Servable:
     def identity(self) -> tuple[str | None, str | None, str]:
         return self.resolved.name, self.resolved.version, str(self.resolved.path)
 
+    @functools.cached_property
     def headers(self) -> list[tuple[bytes, bytes]]:
         """`X-Model-Version: name/version`, and the alias it was reached by."""
         headers = [(b"x-model-version", f"{self.name}/{self.version}".encode("latin-1", "replace"))]
@@ -140,7 +142,7 @@ class ReloadPoller:
         while not self._stop.wait(self.interval):
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - the poller outlives any one bad poll
+            except Exception:
                 logger.exception("registry poll for %s failed unexpectedly", self.uri)
                 if self.manager.events is not None:
                     self.manager.events.registry_error()

@@ -23,7 +23,6 @@ from sigserve.errors import (
     PredictionError,
     PredictionTimeout,
     SchemaError,
-    SigserveError,
 )
 from sigserve.manager import ModelManager, ReloadPoller, Servable
 from sigserve.scoring import Scored, unexpected_as
@@ -77,7 +76,7 @@ class ScoringApp:
         started = time.perf_counter()
         servable = self.manager.current
         request_id = request_id_of(scope)
-        extra = [(b"x-request-id", request_id), *servable.headers()]
+        extra = [(b"x-request-id", request_id), *servable.headers]
         status, sent = 500, 0
 
         async def send_with_headers(message: Message) -> None:

@@ -13,7 +13,7 @@ import glob
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -83,6 +83,7 @@ class Metrics:
         # Multiprocess metrics are collected from the files, so they join no registry.
         self.registry: CollectorRegistry | None = None if self.multiprocess_dir else CollectorRegistry()
         registry = self.registry
+        self._request_children: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.requests = Counter(
             "sigserve_requests", "Scoring requests answered, by HTTP status and payload format.",
             ["status", "format"], registry=registry,
@@ -132,8 +133,15 @@ class Metrics:
 
     def request_finished(self, status: int, payload_format: str, seconds: float, rows: int | None) -> None:
         self.in_flight.dec()
-        self.requests.labels(str(status), payload_format).inc()
-        self.request_seconds.labels(payload_format).observe(seconds)
+        key = (status, payload_format)
+        children = self._request_children.get(key)
+        if children is None:  # `labels()` costs as much as the rest of this method; reuse its result
+            children = self._request_children[key] = (
+                self.requests.labels(str(status), payload_format),
+                self.request_seconds.labels(payload_format),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if rows is not None:
             self.request_rows.observe(rows)
 

@@ -10,12 +10,21 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import httpx
 import pytest
-from helpers import IRIS, ONE_ROW, SigserveServer, metric_samples, total, wait_for
+from helpers import (
+    IRIS,
+    ONE_ROW,
+    SigserveServer,
+    free_port,
+    metric_samples,
+    total,
+    wait_for,
+)
 from openapi_spec_validator import validate
 
 
@@ -204,3 +213,29 @@ def test_unknown_route_and_health_do_not_count_as_scoring(iris: SigserveServer) 
     httpx.get(iris.url + "/nope")
     assert total(metric_samples(iris.url), "sigserve_requests_total") == before
 
+
+
+def test_a_container_configures_the_server_by_environment_alone(models) -> None:
+    port = free_port()
+    env = {**os.environ, "MODEL_URI": str(models["sklearn_skops"]), "SIGSERVE_PORT": str(port),
+           "SIGSERVE_MAX_BODY_BYTES": "200", "SIGSERVE_ACCESS_LOG": "false", "SIGSERVE_LOG_FORMAT": "json"}
+    process = subprocess.Popen([sys.executable, "-m", "sigserve", "serve"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: _pings(url), 60), "the server never answered"
+        assert httpx.post(url + "/invocations", json=ONE_ROW).status_code == 200
+        too_big = {"dataframe_split": {"columns": IRIS, "data": [[5.1, 3.5, 1.4, 0.2]] * 10}}
+        assert httpx.post(url + "/invocations", json=too_big).status_code == 413
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert lines and not [line for line in lines if line["logger"] == "sigserve.access"]
+
+
+def _pings(url: str) -> bool:
+    try:
+        return httpx.get(url + "/ping", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -10,27 +10,30 @@ from pathlib import Path
 
 from sigserve import __version__
 from sigserve.demo import DEMO_REGISTRY_URI, ensure_demo_registered
-from sigserve.errors import ModelLoadError, SigserveError
 from sigserve.encode import encode_json
+from sigserve.errors import ModelLoadError, SigserveError
+from sigserve.logging_setup import configure_logging
+from sigserve.manager import ModelManager, ReloadPoller, alias_of, load_servable
 from sigserve.model.loader import load_model
 from sigserve.model.mlmodel import read_mlmodel
 from sigserve.model.resolved import ResolvedModel
 from sigserve.model.source import resolve
 from sigserve.registry.cache import CACHE_DIR_ENV
 from sigserve.registry_cli import add_registry_commands, run_registry_command
-from sigserve.logging_setup import configure_logging
-from sigserve.manager import ModelManager, ReloadPoller, alias_of, load_servable
 from sigserve.scoring import Scorer
 from sigserve.server.settings import ServerSettings
 
 DEFAULT_RELOAD_SECONDS = 30.0
+MODEL_URI_ENV = "MODEL_URI"
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
-def _model_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model-uri", required=True,
+def _model_flags(parser: argparse.ArgumentParser, from_env: bool = False) -> None:
+    env_uri = os.environ.get(MODEL_URI_ENV) if from_env else None
+    parser.add_argument("-m", "--model-uri", required=env_uri is None, default=env_uri,
                         help="models:/name@alias, models:/name/version|stage|latest, models:/m-<id>, "
-                             "runs:/<run id>/<path>, a local path or file:// URI")
+                             "runs:/<run id>/<path>, a local path or file:// URI"
+                             + (f" (default ${MODEL_URI_ENV})" if from_env else ""))
     parser.add_argument("--registry-uri", default=None,
                         help="registry (default $MLFLOW_REGISTRY_URI, $MLFLOW_TRACKING_URI, "
                              "else sqlite:///mlflow.db)")
@@ -39,38 +42,55 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
                              "else ~/.cache/sigserve)")
 
 
+def _env(name: str, default: object) -> object:
+    """A serve flag's default from `SIGSERVE_<NAME>`, so a container is configured by env alone;
+    argparse converts and checks it like a typed flag."""
+    return os.environ.get(f"SIGSERVE_{name}", default)
+
+
 def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
     parser.add_argument("--help", action="help", help="show this help and exit")
     if with_model:
-        _model_flags(parser)
-    parser.add_argument("-h", "--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("-p", "--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("-w", "--workers", type=int, default=1, help="worker processes (default 1)")
+        _model_flags(parser, from_env=True)
+    parser.add_argument("-h", "--host", default=_env("HOST", "127.0.0.1"),
+                        help="bind address (default $SIGSERVE_HOST, else 127.0.0.1)")
+    parser.add_argument("-p", "--port", type=int, default=_env("PORT", 5000),
+                        help="port (default $SIGSERVE_PORT, else 5000)")
+    parser.add_argument("-w", "--workers", type=int, default=_env("WORKERS", 1),
+                        help="worker processes (default $SIGSERVE_WORKERS, else 1)")
     parser.add_argument(
-        "-t", "--timeout", type=float, default=None,
-        help="request timeout in seconds (default $MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT or 60)",
+        "-t", "--timeout", type=float, default=_env("TIMEOUT", None),
+        help="request timeout in seconds (default $SIGSERVE_TIMEOUT, "
+             "$MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT, else 60)",
     )
     parser.add_argument("--env-manager", default="local", choices=["local"],
                         help="accepted for mlflow compatibility; sigserve serves in this environment")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="text lines, or one JSON object per line for log collectors")
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"],
+                        help="(default $SIGSERVE_LOG_LEVEL, else info)")
+    parser.add_argument("--log-format", default=_env("LOG_FORMAT", "text"), choices=["text", "json"],
+                        help="text lines, or one JSON object per line for log collectors "
+                             "(default $SIGSERVE_LOG_FORMAT, else text)")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
-                        help="do not log one line per request")
-    parser.add_argument("--reload-interval", type=float, default=DEFAULT_RELOAD_SECONDS,
+                        default=str(_env("ACCESS_LOG", "true")).lower() not in ("0", "false", "no", "off"),
+                        help="do not log one line per request (or SIGSERVE_ACCESS_LOG=false)")
+    parser.add_argument("--reload-interval", type=float, default=_env("RELOAD_INTERVAL", DEFAULT_RELOAD_SECONDS),
                         help="for models:/name@alias, /latest or /<stage>: seconds between registry "
-                             f"polls for a new version (default {DEFAULT_RELOAD_SECONDS:g}; 0 turns it off)")
-    parser.add_argument("--max-body-bytes", type=int, default=ServerSettings.max_body_bytes,
-                        help=f"larger requests get 413 (default {ServerSettings.max_body_bytes})")
-    parser.add_argument("--max-concurrency", type=int, default=ServerSettings.max_concurrency,
+                             f"polls for a new version (default $SIGSERVE_RELOAD_INTERVAL, else "
+                             f"{DEFAULT_RELOAD_SECONDS:g}; 0 turns it off)")
+    parser.add_argument("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", ServerSettings.max_body_bytes),
+                        help="larger requests get 413 (default $SIGSERVE_MAX_BODY_BYTES, else "
+                             f"{ServerSettings.max_body_bytes})")
+    parser.add_argument("--max-concurrency", type=int, default=_env("MAX_CONCURRENCY", ServerSettings.max_concurrency),
                         help="requests scored at once per worker; more get 503 with Retry-After "
-                             f"(default {ServerSettings.max_concurrency})")
-    parser.add_argument("--batch-max-size", type=int, default=0,
+                             f"(default $SIGSERVE_MAX_CONCURRENCY, else {ServerSettings.max_concurrency})")
+    parser.add_argument("--batch-max-size", type=int, default=_env("BATCH_MAX_SIZE", 0),
                         help="merge concurrent requests into one predict call of up to this many "
-                             "rows (default 0: off; only for models whose rows are independent)")
-    parser.add_argument("--batch-max-wait-ms", type=float, default=ServerSettings.batch_max_wait_seconds * 1000,
-                        help="longest a request waits for others to join its batch "
-                             f"(default {ServerSettings.batch_max_wait_seconds * 1000:g})")
+                             "rows (default $SIGSERVE_BATCH_MAX_SIZE, else 0: off; only for models "
+                             "whose rows are independent)")
+    parser.add_argument("--batch-max-wait-ms", type=float,
+                        default=_env("BATCH_MAX_WAIT_MS", ServerSettings.batch_max_wait_seconds * 1000),
+                        help="longest a request waits for others to join its batch (default "
+                             f"$SIGSERVE_BATCH_MAX_WAIT_MS, else {ServerSettings.batch_max_wait_seconds * 1000:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,15 +1,18 @@
-"""The request path, end to end: decode → enforce → predict → encode."""
+"""The request path, end to end: decode → enforce → predict → encode (MLflow's protocol or KServe V2)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sigserve.codecs import Decoded, decode
+from sigserve.codecs.v2 import decode_v2
 from sigserve.encode import encode_predictions
+from sigserve.encode_v2 import encode_v2_response, output_name
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.errors import BadRequest, PredictionError, SigserveError, WarmUpFailed
 from sigserve.model.loader import LoadedModel
@@ -19,11 +22,12 @@ logger = logging.getLogger("sigserve.scoring")
 
 @dataclass(frozen=True)
 class Prepared:
-    """A request decoded and enforced, ready for the model."""
+    """A request decoded and enforced, ready for the model, with the encoder of its protocol."""
 
     model_input: Any
     params: dict[str, Any] | None
     format: str
+    encode: Callable[[Any], bytes] = encode_predictions
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Scorer:
         signature = model.meta.signature
         self.input_schema = signature.inputs if signature else None
         self.param_specs = signature.params if signature else None
+        self.output_name = output_name(signature.outputs if signature else None)
 
     def warm_up(self, strict: bool = False) -> None:
         """Score the model's own serving example once, so the first client does not pay for
@@ -61,21 +66,37 @@ class Scorer:
             logger.info("warmed up with %s", example.name)
 
     def score(self, content_type: str | None, body: bytes) -> Scored:
-        prepared = self.prepare(content_type, body)
+        return self.run(self.prepare(content_type, body))
+
+    def run(self, prepared: Prepared) -> Scored:
         return self.finish(prepared, self.predict(prepared.model_input, prepared.params))
 
     def prepare(self, content_type: str | None, body: bytes) -> Prepared:
-        """Decode and enforce: everything before the model sees the request."""
+        """Decode and enforce an MLflow `/invocations` request."""
         decoded = self.decode(content_type, body)
+        model_input, params = self._enforce_decoded(decoded)
+        return Prepared(model_input, params, decoded.format)
+
+    def prepare_v2(self, body: bytes, model_name: str, model_version: str) -> Prepared:
+        """Decode and enforce a KServe V2 inference request; its answer is V2-shaped too."""
+        with unexpected_as(BadRequest, "Could not read the request body"):
+            request = decode_v2(body, self.input_schema)
+        model_input, params = self._enforce_decoded(request.decoded)
+        encode = functools.partial(
+            encode_v2_response, model_name=model_name, model_version=model_version,
+            request_id=request.id, wanted=request.outputs, default_name=self.output_name,
+        )
+        return Prepared(model_input, params, request.decoded.format, encode)
+
+    def _enforce_decoded(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         try:
-            model_input, params = self.enforce(decoded)
+            return self.enforce(decoded)
         except SigserveError as exc:
             exc.payload_format = decoded.format
             raise
-        return Prepared(model_input, params, decoded.format)
 
     def finish(self, prepared: Prepared, predictions: Any) -> Scored:
-        return Scored(encode_predictions(predictions), prepared.format, _row_count(prepared.model_input))
+        return Scored(prepared.encode(predictions), prepared.format, _row_count(prepared.model_input))
 
     def decode(self, content_type: str | None, body: bytes) -> Decoded:
         with unexpected_as(BadRequest, "Could not read the request body"):

@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from sigserve.codecs.v2 import FORMAT as V2_FORMAT
+from sigserve.encode import encode_json
 from sigserve.errors import (
     BodyTooLarge,
     InvalidParameter,
@@ -25,10 +27,10 @@ from sigserve.errors import (
     SchemaError,
 )
 from sigserve.manager import ModelManager, ReloadPoller, Servable
-from sigserve.scoring import Scored, unexpected_as
+from sigserve.scoring import Prepared, Scored, Scorer, unexpected_as
 from sigserve.server.access_log import AccessLog, request_id_of
 from sigserve.server.batching import MicroBatcher
-from sigserve.server.http_errors import error_body
+from sigserve.server.http_errors import error_body, v2_error_body
 from sigserve.server.inline import InlinePolicy, Timing
 from sigserve.server.metrics import Metrics
 from sigserve.server.routes import starlette_routes
@@ -38,6 +40,7 @@ logger = logging.getLogger("sigserve.server")
 
 JSON = b"application/json"
 INLINE_PREPARE_MAX_BYTES = 64 * 1024
+PrepareFn = Callable[[Scorer, bytes], Prepared]
 
 
 class ScoringApp:
@@ -88,38 +91,67 @@ class ScoringApp:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        if scope["path"] == "/invocations" and scope["method"] == "POST":
-            status, sent = await self.invocations(scope, receive, send, servable, extra)
+        path = scope["path"]
+        if scope["method"] == "POST" and path == "/invocations":
+            content_type = _header(scope, b"content-type")
+            status, sent = await self.score_route(
+                scope, receive, send, servable, extra,
+                lambda scorer, body: scorer.prepare(content_type, body), error_body, _media_label(content_type),
+            )
+        elif scope["method"] == "POST" and path.startswith("/v2/models/") and path.endswith("/infer"):
+            status, sent = await self.v2_infer(scope, receive, send, servable, extra)
         else:
             await self.routes(scope, receive, send_with_headers)
         if self.access_log is not None:
             self.access_log.record(scope, status, sent, time.perf_counter() - started, request_id, servable)
 
-    async def invocations(
+    async def v2_infer(
         self, scope: Scope, receive: Receive, send: Send, servable: Servable, extra: list[tuple[bytes, bytes]]
     ) -> tuple[int, int]:
+        name, version = self.v2_name(servable), servable.version
+        wanted = v2_model_path(scope["path"])
+        if wanted is None or wanted[0] != name or wanted[1] not in (None, version):
+            asked = "/".join(part for part in wanted or () if part) or scope["path"]
+            payload = encode_json({"error": f"Model {asked!r} is not served here; this server serves {name!r} version {version!r}"})
+            await _send_json(send, 404, payload, extra)
+            return 404, len(payload)
+        return await self.score_route(
+            scope, receive, send, servable, extra,
+            lambda scorer, body: scorer.prepare_v2(body, name, version), v2_error_body, V2_FORMAT,
+        )
+
+    def v2_name(self, servable: Servable) -> str:
+        return self.settings.model_name or servable.name
+
+    async def score_route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        servable: Servable,
+        extra: list[tuple[bytes, bytes]],
+        prepare: PrepareFn,
+        error_to_http: Callable[[Exception], tuple[int, bytes]],
+        payload_format: str,
+    ) -> tuple[int, int]:
+        """Read, score and answer one request of either protocol; refusals are counted."""
         metrics = self.metrics
         if metrics is not None:
             metrics.request_started()
         started = time.perf_counter()
-        content_type = _header(scope, b"content-type")
-        payload_format, rows = _media_label(content_type), None
+        rows = None
         try:
             body = await self._read_body(scope, receive)
-            scored = await self._score(servable, content_type, body)
+            scored = await self._score(servable, prepare, body)
             status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
         except _ClientGone:
             status, payload = 499, b""
         except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
-            status, payload = error_body(exc)
+            status, payload = error_to_http(exc)
             payload_format = getattr(exc, "payload_format", None) or payload_format
             self._count_refusal(exc)
         if status != 499:
-            headers = [(b"content-type", JSON), (b"content-length", b"%d" % len(payload)), *extra]
-            if status == 503:
-                headers.append((b"retry-after", b"1"))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+            await _send_json(send, status, payload, extra)
         if metrics is not None:
             metrics.request_finished(status, payload_format, time.perf_counter() - started, rows)
         return status, len(payload)
@@ -143,37 +175,38 @@ class ScoringApp:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _score(self, servable: Servable, content_type: str | None, body: bytes) -> Scored:
+    async def _score(self, servable: Servable, prepare: PrepareFn, body: bytes) -> Scored:
         if self.running >= self.settings.max_concurrency:
             raise Overloaded(
                 f"All {self.settings.max_concurrency} scoring slots of this worker are busy; retry shortly"
             )
         if self.batcher is not None:
-            return await self._with_timeout(self._score_batched(servable, content_type, body))
+            return await self._with_timeout(self._score_batched(servable, prepare, body))
         if self.inline.allowed(len(body)):
             self.running += 1
             try:
-                return self._timed_score(servable, content_type, body, True)
+                return self._timed_score(servable, prepare, body, True)
             finally:
                 self.running -= 1
-        return await self._with_timeout(self._run_blocking(lambda: self._timed_score(servable, content_type, body, False)))
+        return await self._with_timeout(self._run_blocking(lambda: self._timed_score(servable, prepare, body, False)))
 
-    def _timed_score(self, servable: Servable, content_type: str | None, body: bytes, inline: bool) -> Scored:
+    def _timed_score(self, servable: Servable, prepare: PrepareFn, body: bytes, inline: bool) -> Scored:
         """Scoring time alone, without queueing: what decides whether requests run inline."""
         wall_started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            return servable.scorer.score(content_type, body)
+            scorer = servable.scorer
+            return scorer.run(prepare(scorer, body))
         finally:
             cpu, wall = time.thread_time() - cpu_started, time.perf_counter() - wall_started
             self.inline.record(Timing(len(body), cpu, wall, inline))
 
-    async def _score_batched(self, servable: Servable, content_type: str | None, body: bytes) -> Scored:
+    async def _score_batched(self, servable: Servable, prepare: PrepareFn, body: bytes) -> Scored:
         assert self.batcher is not None
         scorer = servable.scorer
         if len(body) <= INLINE_PREPARE_MAX_BYTES:  # no model code runs here: cost follows size
-            prepared = scorer.prepare(content_type, body)
+            prepared = prepare(scorer, body)
         else:
-            prepared = await self._run_blocking(lambda: scorer.prepare(content_type, body))
+            prepared = await self._run_blocking(lambda: prepare(scorer, body))
         self.running += 1
         try:
             with unexpected_as(PredictionError, "The model failed to predict on this input"):
@@ -239,6 +272,24 @@ class ScoringApp:
             self.poller.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+
+
+def v2_model_path(path: str) -> tuple[str, str | None] | None:
+    """`/v2/models/{name}[/versions/{version}]/…` to (name, version)."""
+    parts = path.split("/")
+    if len(parts) == 5:
+        return parts[3], None
+    if len(parts) == 7 and parts[4] == "versions":
+        return parts[3], parts[5]
+    return None
+
+
+async def _send_json(send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", JSON), (b"content-length", b"%d" % len(payload)), *extra]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class _ClientGone(Exception):

@@ -16,8 +16,10 @@ from sigserve.encode import encode_json
 from sigserve.errors import SigserveError
 from sigserve.server.http_errors import error_body
 from sigserve.server.openapi import docs_html, openapi_document
+from sigserve.server.v2_metadata import v2_model_metadata
 
 if TYPE_CHECKING:
+    from sigserve.manager import Servable
     from sigserve.server.app import ScoringApp
 
 JSON = "application/json"
@@ -76,6 +78,34 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
         body, content_type = app.metrics.render()
         return Response(body, media_type=content_type)
 
+    async def v2_server(request: Request) -> Response:
+        return JSONResponse({"name": "sigserve", "version": __version__, "extensions": []})
+
+    def v2_model_or_404(request: Request) -> tuple[Servable, str] | Response:
+        servable = app.manager.current
+        name = app.v2_name(servable)
+        version = request.path_params.get("version")
+        if request.path_params["name"] != name or version not in (None, servable.version):
+            wanted = "/".join(p for p in (request.path_params["name"], version) if p)
+            return JSONResponse(
+                {"error": f"Model {wanted!r} is not served here; this server serves {name!r} version {servable.version!r}"},
+                status_code=404,
+            )
+        return servable, name
+
+    async def v2_model(request: Request) -> Response:
+        found = v2_model_or_404(request)
+        if isinstance(found, Response):
+            return found
+        servable, name = found
+        return Response(encode_json(v2_model_metadata(servable, name)), media_type=JSON)
+
+    async def v2_model_ready(request: Request) -> Response:
+        found = v2_model_or_404(request)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse({"name": found[1], "ready": True})
+
     async def invocations_method_not_allowed(request: Request) -> Response:
         return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
 
@@ -99,6 +129,11 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
             Route("/docs", docs, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/invocations", invocations_method_not_allowed),
+            Route("/v2", v2_server, methods=["GET"]),
+            Route("/v2/models/{name}", v2_model, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
+            Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
         ],
         exception_handlers={SigserveError: _starlette_error, Exception: _starlette_error},
         lifespan=lifespan,

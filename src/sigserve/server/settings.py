@@ -14,3 +14,4 @@ class ServerSettings:
     reload_interval: float = 0.0
     batch_max_size: int = 0
     batch_max_wait_seconds: float = 0.002
+    model_name: str | None = None  # the name KServe V2 clients use; default the model's own

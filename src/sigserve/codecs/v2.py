@@ -1,0 +1,164 @@
+"""KServe V2 (Open Inference Protocol) inference requests, decoded to the same model data as
+`/invocations`: named inputs become table columns (column signatures) or tensors (tensor
+signatures), request `parameters` become params.
+
+Each input's `data` (flat row-major or nested) must hold values of its declared `datatype`
+(integers in range, booleans, strings); the values then go through the same exact rule as JSON
+sent to `/invocations`, so both protocols give the same verdicts on the same values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sigserve.codecs.base import Decoded, ModelData, Nested, Table
+from sigserve.codecs.json_body import parse_json
+from sigserve.codecs.tables import object_column
+from sigserve.errors import BadRequest
+from sigserve.model.schema import Schema
+
+DATATYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(bool),
+    "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8), "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+FORMAT = "v2"
+
+
+@dataclass(frozen=True)
+class V2Request:
+    decoded: Decoded
+    id: str | None
+    outputs: list[str] | None  # names the client asked for; None: all
+
+
+@dataclass(frozen=True)
+class V2Input:
+    name: str
+    shape: tuple[int, ...]
+    datatype: str
+    values: list[Any]  # flat, row-major
+
+
+def decode_v2(body: bytes, schema: Schema | None) -> V2Request:
+    document = parse_json(body)
+    if not isinstance(document, dict):
+        raise BadRequest("A V2 inference request must be a JSON object with an 'inputs' list")
+    raw_inputs = document.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise BadRequest("A V2 inference request needs a non-empty 'inputs' list")
+    inputs = [_input(item, i) for i, item in enumerate(raw_inputs)]
+    names = [item.name for item in inputs]
+    if len(set(names)) != len(names):
+        raise BadRequest(f"V2 input names must be unique, got {names}")
+    params = document.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise BadRequest("V2 'parameters' must be an object")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest("V2 'id' must be a string")
+    return V2Request(Decoded(_model_data(inputs, schema), params, FORMAT), request_id, _output_names(document))
+
+
+def _input(item: Any, position: int) -> V2Input:
+    if not isinstance(item, dict):
+        raise BadRequest(f"V2 input {position} must be an object with name, shape, datatype and data")
+    missing = [key for key in ("name", "shape", "datatype", "data") if key not in item]
+    if missing:
+        raise BadRequest(f"V2 input {position} is missing {missing}")
+    name, shape, datatype = item["name"], item["shape"], item["datatype"]
+    if not isinstance(name, str):
+        raise BadRequest(f"V2 input {position}: 'name' must be a string")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        raise BadRequest(f"V2 input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}")
+    if datatype not in DATATYPES:
+        raise BadRequest(f"V2 input {name!r}: unknown datatype {datatype!r}; expected one of {sorted(DATATYPES)}")
+    values = _flatten(item["data"])
+    if len(values) != math.prod(shape):
+        raise BadRequest(
+            f"V2 input {name!r}: shape {shape} holds {math.prod(shape)} values, but 'data' has {len(values)}"
+        )
+    _check_datatype(name, datatype, values)
+    return V2Input(name, tuple(shape), datatype, values)
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if not any(isinstance(value, list) for value in data):
+        return data
+    flat: list[Any] = []
+    for value in data:
+        flat.extend(_flatten(value))
+    return flat
+
+
+def _check_datatype(name: str, datatype: str, values: list[Any]) -> None:
+    """The declared datatype is a promise about the JSON values: hold the client to it."""
+    if datatype == "BYTES":
+        bad = next((v for v in values if not isinstance(v, str)), _NONE)
+    elif datatype == "BOOL":
+        bad = next((v for v in values if not isinstance(v, bool)), _NONE)
+    elif datatype.startswith(("INT", "UINT")):
+        info = np.iinfo(DATATYPES[datatype])
+        bad = next(
+            (v for v in values if isinstance(v, bool) or not isinstance(v, int) or not info.min <= v <= info.max),
+            _NONE,
+        )
+    else:
+        bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))), _NONE)
+    if bad is not _NONE:
+        raise BadRequest(f"V2 input {name!r}: value {bad!r} is not a {datatype}")
+
+
+_NONE = object()
+
+
+def _model_data(inputs: list[V2Input], schema: Schema | None) -> ModelData:
+    """Columns when the signature is column-based (or absent and every input is 1-D), tensors otherwise."""
+    one_dimensional = all(len(item.shape) == 1 or (len(item.shape) == 2 and item.shape[1] == 1) for item in inputs)
+    if (schema is not None and not schema.is_tensor) or (schema is None and one_dimensional):
+        return _table(inputs)
+    tensors = {item.name: _nested(item) for item in inputs}
+    if schema is not None and not schema.has_names and len(inputs) == 1:
+        return Nested(next(iter(tensors.values())))
+    return Nested(tensors)
+
+
+def _table(inputs: list[V2Input]) -> Table:
+    rows = {item.shape[0] if item.shape else 1 for item in inputs}
+    if len(rows) != 1:
+        raise BadRequest(f"V2 inputs feeding table columns must have the same first dimension, got {sorted(rows)}")
+    columns = {}
+    for item in inputs:
+        if len(item.shape) > 2 or (len(item.shape) == 2 and item.shape[1] != 1):
+            columns[item.name] = object_column(_nested(item))  # one list per row, for Array columns
+        else:
+            columns[item.name] = object_column(item.values)
+    return Table(columns, rows.pop())
+
+
+def _nested(item: V2Input) -> Any:
+    """The flat values back in the declared shape, as nested lists."""
+    if not item.shape:
+        return item.values[0]
+    array = np.empty(len(item.values), dtype=object)
+    array[:] = item.values
+    return array.reshape(item.shape).tolist()
+
+
+def _output_names(document: dict[str, Any]) -> list[str] | None:
+    outputs = document.get("outputs")
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+        raise BadRequest("V2 'outputs' must be a list of objects with a 'name'")
+    return [o["name"] for o in outputs]

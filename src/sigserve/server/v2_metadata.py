@@ -1,0 +1,43 @@
+"""KServe V2 model metadata: the signature as named, typed, shaped tensors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sigserve.encode_v2 import DEFAULT_OUTPUT, datatype_of
+from sigserve.model.schema import ColSpec, DataType, Schema, TensorSpec
+
+if TYPE_CHECKING:
+    from sigserve.manager import Servable
+
+_COLUMN_DATATYPES = {
+    DataType.boolean: "BOOL", DataType.integer: "INT32", DataType.long: "INT64",
+    DataType.float: "FP32", DataType.double: "FP64",
+}
+
+
+def v2_model_metadata(servable: Servable, name: str) -> dict[str, Any]:
+    signature = servable.scorer.model.meta.signature
+    return {
+        "name": name,
+        "versions": [servable.version],
+        "platform": servable.scorer.model.meta.loader_module or "python_function",
+        "inputs": _tensors(signature.inputs if signature else None, "input"),
+        "outputs": _tensors(signature.outputs if signature else None, DEFAULT_OUTPUT),
+    }
+
+
+def _tensors(schema: Schema | None, default_name: str) -> list[dict[str, Any]]:
+    if schema is None:
+        return []
+    return [_tensor(spec, f"{default_name}-{i}" if len(schema.inputs) > 1 else default_name)
+            for i, spec in enumerate(schema.inputs)]
+
+
+def _tensor(spec: ColSpec | TensorSpec, fallback: str) -> dict[str, Any]:
+    name = spec.name or fallback
+    if isinstance(spec, TensorSpec):
+        return {"name": name, "datatype": datatype_of(spec.dtype), "shape": list(spec.shape)}
+    datatype = _COLUMN_DATATYPES.get(spec.type, "BYTES") if isinstance(spec.type, DataType) else "BYTES"
+    shape = [-1] if isinstance(spec.type, DataType) else [-1, -1]
+    return {"name": name, "datatype": datatype, "shape": shape}

@@ -185,3 +185,11 @@ def test_request_parameters_become_params(server_factory, models) -> None:
     assert outputs["params"] == split.json()["predictions"]["params"]
     bad = infer(server, "echo_params", {"inputs": inputs, "parameters": {"k": "seven"}})
     assert bad.status_code == 400 and "k" in bad.json()["error"]
+
+
+def test_the_v2_name_can_be_set_to_what_kserve_calls_the_model(server_factory, models) -> None:
+    server = server_factory(models["sklearn_skops"], "--model-name", "iris-classifier")
+    inputs = [{"name": name, "shape": [1], "datatype": "FP64", "data": [value]} for name, value in zip(IRIS, [5.1, 3.5, 1.4, 0.2])]
+    answer = infer(server, "iris-classifier", {"inputs": inputs})
+    assert answer.status_code == 200 and answer.json()["model_name"] == "iris-classifier"
+    assert infer(server, "sklearn_skops", {"inputs": inputs}).status_code == 404

@@ -83,6 +83,9 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
     parser.add_argument("--max-concurrency", type=int, default=_env("MAX_CONCURRENCY", ServerSettings.max_concurrency),
                         help="requests scored at once per worker; more get 503 with Retry-After "
                              f"(default $SIGSERVE_MAX_CONCURRENCY, else {ServerSettings.max_concurrency})")
+    parser.add_argument("--model-name", default=_env("MODEL_NAME", None),
+                        help="the model name KServe V2 clients use in /v2/models/<name> (default "
+                             "$SIGSERVE_MODEL_NAME, else the registered name or the directory name)")
     parser.add_argument("--batch-max-size", type=int, default=_env("BATCH_MAX_SIZE", 0),
                         help="merge concurrent requests into one predict call of up to this many "
                              "rows (default $SIGSERVE_BATCH_MAX_SIZE, else 0: off; only for models "
@@ -190,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval if poller else 0.0,
         batch_max_size=args.batch_max_size,
         batch_max_wait_seconds=args.batch_max_wait_ms / 1000,
+        model_name=args.model_name,
     )
     app = ScoringApp(manager, settings, metrics, poller)
     logging.getLogger("sigserve").info(

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 import numpy as np
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 
 TESTS_DIR = Path(__file__).parent
 
@@ -62,10 +62,9 @@ def build_models(root: Path) -> dict[str, Path]:
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
     from mlflow.types.schema import AnyType, Array, Map, Object, Property
+    from models import pyfunc_models
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
-
-    from models import pyfunc_models
 
     paths: dict[str, Path] = {}
     iris = load_iris(as_frame=True)
@@ -91,13 +90,13 @@ def build_models(root: Path) -> dict[str, Path]:
                               pip_requirements=SKLEARN_REQUIREMENTS)
 
     echo_signature = ModelSignature(inputs=Schema([ColSpec(t, n) for n, t in ALL_TYPES]))
-    paths["echo"] = _save_pyfunc(root / "echo", pyfunc_models.Echo(), echo_signature)
+    paths["echo"] = save_pyfunc(root / "echo", pyfunc_models.Echo(), echo_signature)
 
     optional = Schema([ColSpec("double", "x"), ColSpec("long", "k", required=False)])
-    paths["echo_optional"] = _save_pyfunc(root / "echo_optional", pyfunc_models.Echo(),
+    paths["echo_optional"] = save_pyfunc(root / "echo_optional", pyfunc_models.Echo(),
                                           ModelSignature(inputs=optional))
     unnamed = Schema([ColSpec("double"), ColSpec("long")])
-    paths["echo_unnamed"] = _save_pyfunc(root / "echo_unnamed", pyfunc_models.Echo(),
+    paths["echo_unnamed"] = save_pyfunc(root / "echo_unnamed", pyfunc_models.Echo(),
                                          ModelSignature(inputs=unnamed))
     complex_schema = Schema([
         ColSpec(Array("double"), "vec"),
@@ -105,24 +104,24 @@ def build_models(root: Path) -> dict[str, Path]:
         ColSpec(Map("long"), "counts"),
         ColSpec(AnyType(), "anything"),
     ])
-    paths["echo_complex"] = _save_pyfunc(root / "echo_complex", pyfunc_models.Echo(),
+    paths["echo_complex"] = save_pyfunc(root / "echo_complex", pyfunc_models.Echo(),
                                          ModelSignature(inputs=complex_schema))
     tensor = Schema([TensorSpec(np.dtype("float32"), (-1, 2, 2))])
-    paths["echo_tensor"] = _save_pyfunc(root / "echo_tensor", pyfunc_models.Echo(),
+    paths["echo_tensor"] = save_pyfunc(root / "echo_tensor", pyfunc_models.Echo(),
                                         ModelSignature(inputs=tensor))
     tensor_2d = Schema([TensorSpec(np.dtype("int64"), (-1, 3))])
-    paths["echo_tensor_2d"] = _save_pyfunc(root / "echo_tensor_2d", pyfunc_models.Echo(),
+    paths["echo_tensor_2d"] = save_pyfunc(root / "echo_tensor_2d", pyfunc_models.Echo(),
                                            ModelSignature(inputs=tensor_2d))
     named_tensors = Schema([TensorSpec(np.dtype("float64"), (-1, 2), "a"),
                             TensorSpec(np.dtype("int32"), (-1,), "b")])
-    paths["echo_named_tensors"] = _save_pyfunc(root / "echo_named_tensors", pyfunc_models.Echo(),
+    paths["echo_named_tensors"] = save_pyfunc(root / "echo_named_tensors", pyfunc_models.Echo(),
                                                ModelSignature(inputs=named_tensors))
     params = ParamSchema([
         ParamSpec("k", "long", 5), ParamSpec("temperature", "double", 0.5),
         ParamSpec("flag", "boolean", False), ParamSpec("name", "string", "x"),
         ParamSpec("ids", "long", [1, 2], shape=(-1,)), ParamSpec("when", "datetime", "2024-01-01T00:00:00"),
     ])
-    paths["echo_params"] = _save_pyfunc(
+    paths["echo_params"] = save_pyfunc(
         root / "echo_params", pyfunc_models.Echo(),
         ModelSignature(inputs=Schema([ColSpec("double", "x")]), params=params),
     )
@@ -130,11 +129,11 @@ def build_models(root: Path) -> dict[str, Path]:
     mlflow.pyfunc.save_model(paths["echo_nosig"], python_model=pyfunc_models.Echo(),
                              code_paths=[str(TESTS_DIR / "models")], pip_requirements=REQUIREMENTS)
     one_column = Schema([ColSpec("double", "x")])
-    paths["slow"] = _save_pyfunc(root / "slow", pyfunc_models.Slow(), ModelSignature(inputs=one_column))
-    paths["fails"] = _save_pyfunc(root / "fails", pyfunc_models.Fails(), ModelSignature(inputs=one_column))
-    paths["float32_out"] = _save_pyfunc(root / "float32_out", pyfunc_models.Float32Out(),
+    paths["slow"] = save_pyfunc(root / "slow", pyfunc_models.Slow(), ModelSignature(inputs=one_column))
+    paths["fails"] = save_pyfunc(root / "fails", pyfunc_models.Fails(), ModelSignature(inputs=one_column))
+    paths["float32_out"] = save_pyfunc(root / "float32_out", pyfunc_models.Float32Out(),
                                         ModelSignature(inputs=one_column))
-    paths["series_out"] = _save_pyfunc(root / "series_out", pyfunc_models.SeriesOut(),
+    paths["series_out"] = save_pyfunc(root / "series_out", pyfunc_models.SeriesOut(),
                                        ModelSignature(inputs=one_column))
 
     weights = root / "linear_weights.json"
@@ -152,7 +151,7 @@ def build_models(root: Path) -> dict[str, Path]:
     return paths
 
 
-def _save_pyfunc(path: Path, python_model: Any, signature: Any) -> Path:
+def save_pyfunc(path: Path, python_model: Any, signature: Any) -> Path:
     import mlflow.pyfunc
 
     mlflow.pyfunc.save_model(path, python_model=python_model, signature=signature,
@@ -178,7 +177,7 @@ class SigserveServer:
         return [sys.executable, "-m", "sigserve", "serve", "-m", self.model_path,
                 "-h", "127.0.0.1", "-p", str(self.port), *self.extra]
 
-    def start(self, timeout: float = 60.0) -> "SigserveServer":
+    def start(self, timeout: float = 60.0) -> SigserveServer:
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         env=self.env, cwd=self.cwd, start_new_session=True)
@@ -212,10 +211,10 @@ class SigserveServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def __enter__(self) -> "SigserveServer":
+    def __enter__(self) -> SigserveServer:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -312,3 +311,9 @@ def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (gunicorn workers of a master)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False).stdout
+    return {int(p) for p in out.split()}

@@ -6,15 +6,27 @@ versions are real MLflow sklearn models. The load is a client thread scoring con
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import ONE_ROW, SigserveServer, metric_samples, run_cli, total, wait_for
+from helpers import (
+    IRIS,
+    ONE_ROW,
+    SigserveServer,
+    children_of,
+    metric_samples,
+    run_cli,
+    total,
+    wait_for,
+)
 
 NAME = "churn"
 
@@ -138,3 +150,56 @@ def test_a_fixed_version_is_not_polled(registered: str) -> None:
         assert httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-version"] == f"{NAME}/1"
         assert "polling the registry" not in server.log()
         assert "x-model-alias" not in httpx.post(server.url + "/invocations", json=ONE_ROW).headers
+
+
+def test_a_replacement_worker_starts_on_the_version_the_alias_points_to_now(registered: str) -> None:
+    """The master never polls: a worker forked after the alias moved polls before it serves."""
+    server = SigserveServer(f"models:/{NAME}@champion", "--registry-uri", registered,
+                            "--reload-interval", "3600", "-w", "2")
+    with server:
+        assert httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-version"] == f"{NAME}/1"
+        registry("alias", "set", "--registry-uri", registered, "--name", NAME, "--alias", "champion", "--version", "2")
+        workers = children_of(server.process.pid)
+        os.kill(min(workers), signal.SIGKILL)
+        assert wait_for(lambda: len(kids := children_of(server.process.pid)) == 2 and kids != workers, 30)
+        seen = {httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-version"] for _ in range(40)}
+        assert f"{NAME}/2" in seen, "the replacement worker serves what the alias points to"
+
+
+def test_a_version_whose_predictions_cannot_be_encoded_is_refused_once(registered: str, tmp_path) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from models.reload_models import Unencodable
+
+    signature = ModelSignature(inputs=Schema([ColSpec("double", column) for column in IRIS]))
+    unencodable = tmp_path / "unencodable"
+    example = pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=IRIS)
+    mlflow.pyfunc.save_model(unencodable, python_model=Unencodable(), signature=signature, input_example=example,
+                             code_paths=[str(Path(__file__).parent / "models")], pip_requirements=["mlflow"])
+    with SigserveServer(f"models:/{NAME}@champion", "--registry-uri", registered, "--reload-interval", "0.2") as server:
+        registry("register", "--registry-uri", registered, "--name", NAME, "--path", str(unencodable), "--alias", "champion")
+        assert wait_for(lambda: "version 3 of churn was not swapped in" in server.log(), 60)
+        time.sleep(1.5)  # several more polls
+        samples = metric_samples(server.url)
+        assert total(samples, "sigserve_model_reload_failures_total", reason="warm_up") == 1
+        assert total(samples, "sigserve_registry_errors_total") == 0
+        assert httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-version"] == f"{NAME}/1"
+
+
+def test_a_retired_model_is_freed_after_the_swap(registered: str) -> None:
+    """In-process: the manager and poller as the server runs them, on the real registry."""
+    from sigserve.manager import ModelManager, ReloadPoller, load_servable
+    from sigserve.model.source import resolve
+    from sigserve.server.run import freeze_startup_heap
+
+    uri = f"models:/{NAME}@champion"
+    manager = ModelManager(load_servable(resolve(uri, registered), strict_warm_up=False))
+    retired = weakref.ref(manager.current.scorer.model.impl.estimator)
+    freeze_startup_heap()  # as before serving: the first model is frozen out of the collector's reach
+    poller = ReloadPoller(uri, registered, 3600, manager)
+    registry("alias", "set", "--registry-uri", registered, "--name", NAME, "--alias", "champion", "--version", "2")
+    assert poller.poll_once() and manager.current.version == "2"
+    poller.poll_once()  # the next poll releases what the swap retired
+    assert retired() is None

@@ -20,6 +20,7 @@ from helpers import (
     IRIS,
     ONE_ROW,
     SigserveServer,
+    children_of,
     free_port,
     metric_samples,
     total,
@@ -162,22 +163,17 @@ def test_metrics_count_requests_formats_rows_and_refusals(iris: SigserveServer) 
 # --------------------------------------------------------------------------- workers
 
 
-def _children(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False).stdout
-    return {int(p) for p in out.split()}
-
-
 def test_workers_share_one_load_are_replaced_when_killed_and_metrics_add_up(models) -> None:
     with SigserveServer(models["sklearn_skops"], "-w", "2") as server:
-        assert wait_for(lambda: len(_children(server.process.pid)) == 2, 30)
+        assert wait_for(lambda: len(children_of(server.process.pid)) == 2, 30)
         assert server.log().count("loaded ") == 1, "the model is loaded once, in the master, before the fork"
         for _ in range(20):
             assert httpx.post(server.url + "/invocations", json=ONE_ROW).status_code == 200
 
-        workers = _children(server.process.pid)
+        workers = children_of(server.process.pid)
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        assert wait_for(lambda: (kids := _children(server.process.pid)) and victim not in kids and len(kids) == 2, 30)
+        assert wait_for(lambda: (kids := children_of(server.process.pid)) and victim not in kids and len(kids) == 2, 30)
         for _ in range(10):
             assert httpx.post(server.url + "/invocations", json=ONE_ROW).status_code == 200
         assert server.log().count("loaded ") == 1, "a replacement worker forks from the loaded master"
@@ -239,3 +235,31 @@ def _pings(url: str) -> bool:
         return httpx.get(url + "/ping", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_batched_request_takes_one_scoring_slot(models, tmp_path) -> None:
+    marker = tmp_path / "started"
+    env = {"SIGSERVE_TEST_STARTED_MARKER": str(marker)}
+    server = SigserveServer(models["slow"], "--max-concurrency", "2", "--batch-max-size", "1", env=env)
+    with server, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(server.post, {"dataframe_split": {"columns": ["x"], "data": [[1.5]]}})
+        assert wait_for(marker.exists, 20)
+        assert server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}}).status_code == 200
+        assert slow.result().status_code == 200
+
+
+def test_a_path_cannot_forge_an_access_log_line(iris: SigserveServer) -> None:
+    httpx.get(iris.url + "/forged%0A127.0.0.1:1%20%22GET%20/invocations%20HTTP/1.1%22%20200")
+    assert wait_for(lambda: "/forged%0A127.0.0.1" in iris.log(), 10)
+    assert not [line for line in iris.log().splitlines() if line.startswith("127.0.0.1:1 ")]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SIGSERVE_LOG_LEVEL": "verbose"}, "log level 'verbose'"),
+    ({"SIGSERVE_MAX_CONCURRENCY": "0"}, "--max-concurrency must be at least 1"),
+    ({"SIGSERVE_TIMEOUT": "0"}, "--timeout must be positive"),
+])
+def test_bad_settings_from_the_environment_are_usage_errors(models, env: dict, message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "sigserve", "serve", "-m", str(models["sklearn_skops"])],
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

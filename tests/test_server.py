@@ -6,7 +6,6 @@ import threading
 
 import httpx
 import pytest
-
 from helpers import SigserveServer
 
 import sigserve
@@ -183,6 +182,18 @@ def test_inline_policy_judges_cpu_time_but_bounds_wall_time() -> None:
         policy.record(queued_for_the_gil)
     assert policy.allowed(100)
     policy.record(waiting_on_io)
+    assert not policy.allowed(100)
+
+
+def test_a_fast_refusal_proves_nothing_but_a_slow_one_still_counts() -> None:
+    from sigserve.server.inline import InlinePolicy, Timing
+
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(_timing(0.0001, size=100))
+    policy.record(Timing(10_000_000, 0.0001, 0.0001, False, succeeded=False))
+    assert policy.allowed(100) and not policy.allowed(10_000_000), "a fast 415 on a huge body is no proof"
+    policy.record(Timing(100, 1.0, 1.0, False, succeeded=False))
     assert not policy.allowed(100)
 
 

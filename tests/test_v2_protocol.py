@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from helpers import IRIS, SigserveServer, _save_pyfunc
+from helpers import IRIS, SigserveServer, save_pyfunc
 
 ALL_TYPES_ROW = {
     "i": ("INT32", 7), "l": ("INT64", 2**40), "f": ("FP32", 1.5), "d": ("FP64", 0.1),
@@ -27,7 +27,7 @@ def spec_model(tmp_path_factory, models) -> Any:
         TensorSpec(np.dtype("uint32"), (-1, 2), "input0"),
         TensorSpec(np.dtype("bool"), (-1,), "input1"),
     ]))
-    path = _save_pyfunc(tmp_path_factory.mktemp("v2") / "spec_example", SpecExample(), signature)
+    path = save_pyfunc(tmp_path_factory.mktemp("v2") / "spec_example", SpecExample(), signature)
     with SigserveServer(path) as server:
         yield server
 

@@ -8,6 +8,7 @@ registry and swaps in a new version only once it has loaded and scored its own e
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sigserve.errors import SigserveError, WarmUpFailed
+from sigserve.errors import ModelLoadError, SigserveError, WarmUpFailed
 from sigserve.model.loader import load_model
 from sigserve.model.resolved import ResolvedModel
 from sigserve.model.source import resolve
@@ -86,6 +87,14 @@ def load_servable(resolved: ResolvedModel, *, strict_warm_up: bool) -> Servable:
     return Servable(scorer, resolved, alias_of(resolved.uri), time.perf_counter() - started)
 
 
+def release_memory_of_retired_models() -> None:
+    """Models loaded before the heap was frozen are out of the cycle collector's reach, and
+    estimators often hold reference cycles: thaw, collect once, freeze what is still alive."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ModelManager:
     """Holds the current servable. Requests read `current` once and keep that servable to the
     end, so a swap never changes the model under a request that has started."""
@@ -94,14 +103,22 @@ class ModelManager:
         self.current = servable
         self.events = events
         self._swap_listeners: list[Callable[[Servable], None]] = []
+        self._retired = False
         if events is not None:
             events.model_loaded(servable.name, servable.version, servable.alias, servable.load_seconds)
 
     def on_swap(self, listener: Callable[[Servable], None]) -> None:
         self._swap_listeners.append(listener)
 
+    def release_retired(self) -> None:
+        """Called a poll interval after a swap, when requests on the old model are long done."""
+        if self._retired:
+            self._retired = False
+            release_memory_of_retired_models()
+
     def swap(self, servable: Servable) -> None:
         previous, self.current = self.current, servable
+        self._retired = True
         logger.info(
             "now serving %s/%s (was %s/%s)", servable.name, servable.version, previous.name, previous.version
         )
@@ -132,6 +149,9 @@ class ReloadPoller:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Poll once before serving, then keep polling in the background. A worker forked after
+        the alias moved (a replacement for one that died) must not serve the start-up version."""
+        self._poll_safely()
         self._thread = threading.Thread(target=self._run, name="sigserve-reload", daemon=True)
         self._thread.start()
 
@@ -140,15 +160,20 @@ class ReloadPoller:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.poll_once()
-            except Exception:
-                logger.exception("registry poll for %s failed unexpectedly", self.uri)
-                if self.manager.events is not None:
-                    self.manager.events.registry_error()
+            self._poll_safely()
+
+    def _poll_safely(self) -> None:
+        """The poller outlives any one bad poll."""
+        try:
+            self.poll_once()
+        except Exception:
+            logger.exception("registry poll for %s failed unexpectedly", self.uri)
+            if self.manager.events is not None:
+                self.manager.events.registry_error()
 
     def poll_once(self) -> bool:
         """One poll; True when a new version was swapped in."""
+        self.manager.release_retired()
         events = self.manager.events
         try:
             resolved = resolve(self.uri, self.registry)
@@ -163,7 +188,7 @@ class ReloadPoller:
         logger.info("%s now points to version %s; loading it", self.uri, resolved.version)
         try:
             servable = load_servable(resolved, strict_warm_up=True)
-        except SigserveError as exc:
+        except ModelLoadError as exc:
             self._refused = identity
             logger.error(
                 "version %s of %s was not swapped in; still serving version %s: %s",

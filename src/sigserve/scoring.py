@@ -58,10 +58,11 @@ class Scorer:
             return
         try:
             self.score("application/json", example.read_bytes())
-        except SigserveError as exc:
+        except Exception as exc:
+            message = exc.message if isinstance(exc, SigserveError) else f"{type(exc).__name__}: {exc}"
             if strict:
-                raise WarmUpFailed(f"the model's serving input example does not score: {exc.message}") from exc
-            logger.warning("the model's serving input example does not score: %s", exc.message)
+                raise WarmUpFailed(f"the model's serving input example does not score: {message}") from exc
+            logger.warning("the model's serving input example does not score: %s", message)
         else:
             logger.info("warmed up with %s", example.name)
 
@@ -96,7 +97,9 @@ class Scorer:
             raise
 
     def finish(self, prepared: Prepared, predictions: Any) -> Scored:
-        return Scored(prepared.encode(predictions), prepared.format, _row_count(prepared.model_input))
+        with unexpected_as(PredictionError, "The model's predictions could not be encoded as JSON"):
+            body = prepared.encode(predictions)
+        return Scored(body, prepared.format, _row_count(prepared.model_input))
 
     def decode(self, content_type: str | None, body: bytes) -> Decoded:
         with unexpected_as(BadRequest, "Could not read the request body"):

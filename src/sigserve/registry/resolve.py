@@ -19,8 +19,19 @@ _MAX_INDIRECTIONS = 4
 
 
 def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel:
+    """Each call opens the registry and closes it after: a server polling every few seconds
+    must not leave a connection or client behind per poll."""
     where = registry_uri(registry)
     store = _open(where)
+    try:
+        return _resolve_in(uri, where, store)
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+def _resolve_in(uri: str, where: str, store: RegistryBackend) -> ResolvedModel:
     if uri.startswith("runs:"):
         return ResolvedModel(uri, _local(uri, store, uri), registry=where, source=uri)
     ref = parse_models_uri(uri)

@@ -76,6 +76,9 @@ class RestRegistry:
 
     # Registry lookups -------------------------------------------------------------------------
 
+    def close(self) -> None:
+        self.client.close()
+
     def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
         try:
             if ref.version is not None:

@@ -48,6 +48,9 @@ class SqliteRegistry:
         prefix = f"{table}." if table else ""
         return (f" AND {prefix}workspace = ?", (WORKSPACE,)) if self.has_workspace else ("", ())
 
+    def close(self) -> None:
+        self.db.close()
+
     def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
         scope, scope_args = self._scope()
         if not self.db.execute(f"SELECT 1 FROM registered_models WHERE name = ?{scope}", (ref.name, *scope_args)).fetchone():

@@ -52,10 +52,12 @@ class AccessLog:
             return
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "-"
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"].encode("unicode_escape").decode("ascii")
         fields = {
             "client": peer,
             "method": scope["method"],
-            "path": scope["path"],
+            "path": path,
             "status": status,
             "bytes": sent,
             "duration_ms": round(seconds * 1000, 3),
@@ -64,7 +66,7 @@ class AccessLog:
         }
         logger.info(
             '%s "%s %s HTTP/%s" %d %dB %.2fms id=%s model=%s',
-            peer, scope["method"], scope["path"], scope.get("http_version", "1.1"), status, sent,
+            peer, scope["method"], path, scope.get("http_version", "1.1"), status, sent,
             seconds * 1000, fields["request_id"], fields["model_version"],
             extra={"access": fields},
         )

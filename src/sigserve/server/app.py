@@ -62,11 +62,16 @@ class ScoringApp:
         self.running = 0  # scoring work under way, including threads still running past a 504
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.batcher = (
-            MicroBatcher(self.settings.batch_max_size, self.settings.batch_max_wait_seconds, self._run_blocking)
+            MicroBatcher(self.settings.batch_max_size, self.settings.batch_max_wait_seconds, self._run_uncounted)
             if self.settings.batch_max_size > 0
             else None
         )
         self.routes = starlette_routes(self, self._started, self._stopping)
+        manager.on_swap(self._forget_inline_proof)
+
+    def _forget_inline_proof(self, servable: Servable) -> None:
+        """A new version has to prove itself fast before it runs on the event loop."""
+        self.inline = InlinePolicy(self.settings.timeout_seconds)
 
     @property
     def timeout_seconds(self) -> float | None:
@@ -91,6 +96,19 @@ class ScoringApp:
                 sent += len(message.get("body", b""))
             await send(message)
 
+        try:
+            answered = await self._dispatch(scope, receive, send, send_with_headers, servable, extra)
+            if answered is not None:
+                status, sent = answered
+        finally:
+            if self.access_log is not None:
+                self.access_log.record(scope, status, sent, time.perf_counter() - started, request_id, servable)
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, send_with_headers: Send, servable: Servable,
+        extra: list[tuple[bytes, bytes]],
+    ) -> tuple[int, int] | None:
+        """Scoring routes answer here and say what they sent; the rest go through Starlette."""
         path = scope["path"]
         if scope["method"] == "POST" and path == "/invocations":
             content_type = _header(scope, b"content-type")
@@ -98,12 +116,14 @@ class ScoringApp:
                 scope, receive, send, servable, extra,
                 lambda scorer, body: scorer.prepare(content_type, body), error_body, _media_label(content_type),
             )
-        elif scope["method"] == "POST" and path.startswith("/v2/models/") and path.endswith("/infer"):
-            status, sent = await self.v2_infer(scope, receive, send, servable, extra)
-        else:
+            return status, sent
+        if scope["method"] == "POST" and path.startswith("/v2/models/") and path.endswith("/infer"):
+            return await self.v2_infer(scope, receive, send, servable, extra)
+        try:
             await self.routes(scope, receive, send_with_headers)
-        if self.access_log is not None:
-            self.access_log.record(scope, status, sent, time.perf_counter() - started, request_id, servable)
+        except Exception:  # noqa: BLE001, S110 - Starlette has answered 500 and our handler logged it
+            pass
+        return None
 
     async def v2_infer(
         self, scope: Scope, receive: Receive, send: Send, servable: Servable, extra: list[tuple[bytes, bytes]]
@@ -139,21 +159,23 @@ class ScoringApp:
         if metrics is not None:
             metrics.request_started()
         started = time.perf_counter()
-        rows = None
+        status, payload, rows = 499, b"", None  # what a cancelled request (drain timeout) is counted as
         try:
-            body = await self._read_body(scope, receive)
-            scored = await self._score(servable, prepare, body)
-            status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
-        except _ClientGone:
-            status, payload = 499, b""
-        except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
-            status, payload = error_to_http(exc)
-            payload_format = getattr(exc, "payload_format", None) or payload_format
-            self._count_refusal(exc)
-        if status != 499:
-            await _send_json(send, status, payload, extra)
-        if metrics is not None:
-            metrics.request_finished(status, payload_format, time.perf_counter() - started, rows)
+            try:
+                body = await self._read_body(scope, receive)
+                scored = await self._score(servable, prepare, body)
+                status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
+            except _ClientGone:
+                status, payload = 499, b""
+            except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
+                status, payload = error_to_http(exc)
+                payload_format = getattr(exc, "payload_format", None) or payload_format
+                self._count_refusal(exc)
+            if status != 499:
+                await _send_json(send, status, payload, extra)
+        finally:
+            if metrics is not None:
+                metrics.request_finished(status, payload_format, time.perf_counter() - started, rows)
         return status, len(payload)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
@@ -193,12 +215,15 @@ class ScoringApp:
     def _timed_score(self, servable: Servable, prepare: PrepareFn, body: bytes, inline: bool) -> Scored:
         """Scoring time alone, without queueing: what decides whether requests run inline."""
         wall_started, cpu_started = time.perf_counter(), time.thread_time()
+        succeeded = False
         try:
             scorer = servable.scorer
-            return scorer.run(prepare(scorer, body))
+            scored = scorer.run(prepare(scorer, body))
+            succeeded = True
+            return scored
         finally:
             cpu, wall = time.thread_time() - cpu_started, time.perf_counter() - wall_started
-            self.inline.record(Timing(len(body), cpu, wall, inline))
+            self.inline.record(Timing(len(body), cpu, wall, inline, succeeded))
 
     async def _score_batched(self, servable: Servable, prepare: PrepareFn, body: bytes) -> Scored:
         assert self.batcher is not None
@@ -215,7 +240,7 @@ class ScoringApp:
             self.running -= 1
         return scorer.finish(prepared, predictions)
 
-    async def _run_blocking(self, fn: Callable[[], Any]) -> Any:
+    async def _run_blocking(self, fn: Callable[[], Any], counted: bool = True) -> Any:
         """Run `fn` in a scoring thread; its slot is released when the thread finishes, even if
         the request timed out long before, so runaway predictions still count against the limit."""
         loop = asyncio.get_running_loop()
@@ -223,20 +248,26 @@ class ScoringApp:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=min(32, self.settings.max_concurrency), thread_name_prefix="sigserve-score"
             )
-        self.running += 1
+        if counted:
+            self.running += 1
 
         def job() -> Any:
             try:
                 return fn()
             finally:
-                loop.call_soon_threadsafe(self._release)
+                if counted:
+                    loop.call_soon_threadsafe(self._release)
 
         future = self._executor.submit(job)
         try:
             return await asyncio.wrap_future(future)
         finally:
-            if future.cancel():  # never started: `job` will not release its slot
+            if future.cancel() and counted:  # never started: `job` will not release its slot
                 self.running -= 1
+
+    async def _run_uncounted(self, fn: Callable[[], Any]) -> Any:
+        """For the batcher: the requests in a batch already hold their slots."""
+        return await self._run_blocking(fn, counted=False)
 
     def _release(self) -> None:
         self.running -= 1

@@ -7,6 +7,7 @@ half the throughput they reach inline. So once the model has proved fast, reques
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 
@@ -18,6 +19,7 @@ class Timing:
     cpu_seconds: float
     wall_seconds: float
     inline: bool
+    succeeded: bool = True
 
 
 class InlinePolicy:
@@ -46,13 +48,23 @@ class InlinePolicy:
         self.warmup = self.WARMUP
         self.fast_streak = 0
         self.proven_bytes = 0
+        self._lock = threading.Lock()
 
     def allowed(self, body_bytes: int) -> bool:
         return self.enabled and self.fast_streak >= self.warmup and body_bytes <= self.proven_bytes
 
     def record(self, timing: Timing) -> None:
+        """A refusal proves nothing about scoring, so only a success counts as fast; a slow
+        failure still counts as slow."""
         wall_limit = self.MAX_INLINE_WALL_SECONDS if timing.inline else self.MAX_THREAD_WALL_SECONDS
-        if timing.cpu_seconds <= self.MAX_CPU_SECONDS and timing.wall_seconds <= wall_limit:
+        fast = timing.cpu_seconds <= self.MAX_CPU_SECONDS and timing.wall_seconds <= wall_limit
+        if fast and not timing.succeeded:
+            return
+        with self._lock:  # scoring threads and the event loop record concurrently
+            self._record(timing, fast)
+
+    def _record(self, timing: Timing, fast: bool) -> None:
+        if fast:
             self.fast_streak += 1
             self.proven_bytes = max(self.proven_bytes, timing.body_bytes)
             if self.fast_streak % (4 * self.warmup) == 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import glob
 import os
+import threading
 import shutil
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,7 @@ class Metrics:
         self.registry: CollectorRegistry | None = None if self.multiprocess_dir else CollectorRegistry()
         registry = self.registry
         self._request_children: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self._show_lock = threading.Lock()
         self.requests = Counter(
             "sigserve_requests", "Scoring requests answered, by HTTP status and payload format.",
             ["status", "format"], registry=registry,
@@ -189,6 +191,10 @@ class Metrics:
             self._show_model()
 
     def _show_model(self) -> None:
+        with self._show_lock:  # the reload thread and the event loop both publish
+            self._publish_model()
+
+    def _publish_model(self) -> None:
         previous, current = self._shown, self._model
         if previous is not None and previous != current:
             if self.multiprocess_dir:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import logging
 import os
 from typing import Any
 
 import uvicorn
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from sigserve.server.app import ScoringApp
@@ -71,6 +73,7 @@ def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: s
         "timeout": int(app.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + WORKER_GRACE_SECONDS,
         "graceful_timeout": drain_seconds,
         "child_exit": _child_exit,
+        "logger_class": _SameFormatLogger,
     }
     _GunicornApp(app, options).run()
 
@@ -78,6 +81,18 @@ def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: s
 def _child_exit(server: Any, worker: Any) -> None:
     """A dead worker's live gauges (in-flight, model info) must leave the merged metrics."""
     mark_process_dead(worker.pid)
+
+
+class _SameFormatLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's lines, and uvicorn's in the workers (they reuse gunicorn's handlers), in the
+    format sigserve logs in, so `--log-format json` holds for every line."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        root = logging.getLogger().handlers
+        if root and root[0].formatter is not None:
+            for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+                handler.setFormatter(root[0].formatter)
 
 
 class _GunicornApp(BaseApplication):  # type: ignore[misc]

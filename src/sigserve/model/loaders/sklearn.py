@@ -32,27 +32,35 @@ class SklearnModel:
 
     def __init__(self, estimator: Any) -> None:
         self.estimator = estimator
-        self._feature_names = _plain_feature_names(estimator)
-        self._known_feature_columns: pd.Index | None = None
+        self._input = _FastInput(_plain_feature_names(estimator))
         for name in self._CUSTOM_PREDICT_FNS:
             method = getattr(estimator, name, None)
             if method is not None:
-                setattr(self, name, self._with_fast_input(method))
-        self.predict = self._with_fast_input(estimator.predict)
+                setattr(self, name, self._input.wrap(method))
+        self.predict = self._input.wrap(estimator.predict)
 
     def get_raw_model(self) -> Any:
         return self.estimator
 
-    def _with_fast_input(self, method: Any) -> Any:
-        if self._feature_names is None:
+
+class _FastInput:
+    """Kept apart from `SklearnModel` so its wrapped methods hold no reference back to the
+    model: without a cycle, a retired model is freed as soon as its last request ends."""
+
+    def __init__(self, feature_names: pd.Index | None) -> None:
+        self.feature_names = feature_names
+        self.known_columns: pd.Index | None = None
+
+    def wrap(self, method: Any) -> Any:
+        if self.feature_names is None:
             return method
 
         def call(data: Any, params: dict[str, Any] | None = None) -> Any:
-            return method(self._as_array(data))
+            return method(self.as_array(data))
 
         return call
 
-    def _as_array(self, data: Any) -> Any:
+    def as_array(self, data: Any) -> Any:
         if isinstance(data, pd.DataFrame) and self._has_feature_columns(data):
             values = data.to_numpy()
             if values.dtype.kind in "iuf":  # any non-numeric column makes it object
@@ -61,11 +69,11 @@ class SklearnModel:
 
     def _has_feature_columns(self, data: pd.DataFrame) -> bool:
         """Requests reuse one cached column Index, so identity settles it after the first."""
-        if data.columns is self._known_feature_columns:
+        if data.columns is self.known_columns:
             return True
-        if not data.columns.equals(self._feature_names):
+        if not data.columns.equals(self.feature_names):
             return False
-        self._known_feature_columns = data.columns
+        self.known_columns = data.columns
         return True
 
 

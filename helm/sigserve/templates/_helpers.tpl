@@ -1,0 +1,101 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "sigserve.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: fullnameOverride, else <release>-<chart> (just <release>
+when it already contains the chart name). DNS labels are limited to 63 characters.
+*/}}
+{{- define "sigserve.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sigserve.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sigserve.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sigserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sigserve.labels" -}}
+helm.sh/chart: {{ include "sigserve.chart" . }}
+{{ include "sigserve.selectorLabels" . }}
+app.kubernetes.io/version: {{ (default .Chart.AppVersion .Values.image.tag) | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: model-server
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "sigserve.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sigserve.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+repository:tag, or repository@digest when a digest is given.
+*/}}
+{{- define "sigserve.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The shortest safe termination grace period: the preStop sleep, then the server's drain, which
+lasts up to the request timeout plus 5 s after SIGTERM.
+*/}}
+{{- define "sigserve.minTerminationGracePeriod" -}}
+{{- $timeout := .Values.server.timeout | float64 | ceil | int }}
+{{- add (int .Values.shutdown.preStopSleepSeconds) $timeout 5 }}
+{{- end }}
+
+{{- define "sigserve.terminationGracePeriod" -}}
+{{- $min := include "sigserve.minTerminationGracePeriod" . | int }}
+{{- $set := .Values.shutdown.terminationGracePeriodSeconds }}
+{{- if kindIs "invalid" $set }}
+{{- add $min (int .Values.shutdown.marginSeconds) }}
+{{- else if lt (int $set) $min }}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds=%d is shorter than preStopSleepSeconds + server.timeout + 5 = %d: pods would be killed while draining requests" (int $set) $min) }}
+{{- else }}
+{{- int $set }}
+{{- end }}
+{{- end }}
+
+{{/*
+Cross-field rules the JSON schema cannot express.
+*/}}
+{{- define "sigserve.validate" -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A number as an environment value: integers without exponent or decimals (values arrive as
+float64, which would print 67108864 as 6.7108864e+07), other numbers as they are.
+*/}}
+{{- define "sigserve.number" -}}
+{{- if eq (float64 .) (floor .) }}
+{{- int64 . | toString }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,515 @@
+"""The Helm chart (helm/sigserve), rendered offline with helm-python-sdk (Helm's own Go engine).
+
+Each value set is linted and rendered; every manifest is checked against the Kubernetes
+1.32 schemas with kubernetes-validate (strict: unknown fields are errors), and the fields
+sigserve depends on are asserted one by one. Bad values must be refused by values.schema.json,
+both by jsonschema directly and by Helm when it renders or lints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed (pip install -e '.[test]')")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[test]')")
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "sigserve"
+K8S_VERSION = "1.32.0"
+RELEASE = "scoring"
+NAMESPACE = "ml-serving"
+FULLNAME = "scoring-sigserve"
+SERVER_DRAIN_EXTRA_SECONDS = 5  # the server drains for up to its request timeout plus 5 s
+
+# Value sets a user would really pass: each is linted, rendered and validated.
+VALUE_SETS: dict[str, dict] = {
+    "defaults": {},
+    "existing-secret": {
+        "model": {"uri": "models:/churn@champion"},
+        "registry": {"trackingUri": "https://mlflow.example.com", "existingSecret": "mlflow-credentials",
+                     "secretKeys": {"token": "token", "username": "", "password": "MLFLOW_TRACKING_PASSWORD"}},
+    },
+    "hpa": {
+        "model": {"uri": "models:/churn/3"},
+        "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12,
+                        "targetCPUUtilizationPercentage": 60, "targetMemoryUtilizationPercentage": 80,
+                        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}},
+    },
+    "ingress": {
+        "model": {"uri": "runs:/0123456789abcdef/model"},
+        "ingress": {"enabled": True, "className": "nginx",
+                    "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "64m"},
+                    "hosts": [{"host": "churn.models.example.com",
+                               "paths": [{"path": "/", "pathType": "Prefix"}]}],
+                    "tls": [{"secretName": "churn-tls", "hosts": ["churn.models.example.com"]}]},
+    },
+    "baked-model": {
+        "model": {"baked": True},
+        "image": {"repository": "registry.example.com:5000/ml/sigserve-churn", "tag": "2024.06.1"},
+        "probes": {"startup": {"path": "/ping", "periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 30},
+                   "liveness": {"path": "/ping", "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}},
+    },
+    "everything-else": {
+        "model": {"uri": "models:/churn@champion"},
+        "registry": {"trackingUri": "http://mlflow.mlflow.svc.cluster.local:5000", "insecureTls": True},
+        "image": {"digest": "sha256:" + "ab" * 32},
+        "server": {"workers": 4, "timeout": 120.5, "maxBodyBytes": 1073741824, "batch": {"maxSize": 64, "maxWaitMs": 1.5},
+                   "logLevel": "debug", "accessLog": False},
+        "shutdown": {"preStopSleepSeconds": 15, "preStopAction": "sleep", "marginSeconds": 5},
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "podDisruptionBudget": {"minAvailable": "50%"},
+        "cache": {"existingClaim": "sigserve-model-cache"},
+        "tmp": {"medium": "Memory", "sizeLimit": "128Mi"},
+        "env": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+        "envFrom": [{"secretRef": {"name": "s3-credentials"}}],
+        "extraArgs": ["--log-level", "debug"],
+        "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/corp-ca", "readOnly": True}],
+        "service": {"type": "NodePort", "nodePort": 30080},
+        "serviceAccount": {"create": False, "name": "ml-serving"},
+        "topologySpreadConstraints": [{"maxSkew": 2, "topologyKey": "kubernetes.io/hostname",
+                                       "whenUnsatisfiable": "DoNotSchedule",
+                                       "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "sigserve"}}}],
+        "podAnnotations": {"example.com/team": "ml"},
+        "priorityClassName": "high-priority",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+    },
+    "minimal": {
+        "model": {"uri": "/models/churn"},
+        "replicaCount": 1,
+        "podDisruptionBudget": {"enabled": False},
+        "topologySpread": {"enabled": False},
+        "extraVolumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}],
+        "extraVolumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+    },
+}
+
+# Values values.schema.json must refuse: what a user got wrong -> (the path of the refused value, values).
+BAD_VALUE_SETS: dict[str, tuple[str, dict]] = {
+    "misspelt top-level key": ("", {"replicas": 3}),
+    "misspelt nested key": ("server", {"server": {"worker": 2}}),
+    "unknown log format": ("server.logFormat", {"server": {"logFormat": "xml"}}),
+    "unknown log level": ("server.logLevel", {"server": {"logLevel": "verbose"}}),
+    "zero workers": ("server.workers", {"server": {"workers": 0}}),
+    "workers as a string": ("server.workers", {"server": {"workers": "4"}}),
+    "zero timeout": ("server.timeout", {"server": {"timeout": 0}}),
+    "negative reload interval": ("server.reloadInterval", {"server": {"reloadInterval": -1}}),
+    "privileged port for a non-root container": ("server.port", {"server": {"port": 80}}),
+    "model URI without its scheme": ("model.uri", {"model": {"uri": "churn@champion"}}),
+    "relative model path": ("model.uri", {"model": {"uri": "./model"}}),
+    "baked model and a URI": ("model.uri", {"model": {"baked": True, "uri": "models:/churn@champion"}}),
+    "liveness on the scoring endpoint": ("probes.liveness.path", {"probes": {"liveness": {"path": "/invocations"}}}),
+    "readiness on the liveness endpoint": ("probes.readiness.path", {"probes": {"readiness": {"path": "/v2/health/live"}}}),
+    "liveness successThreshold above 1": ("probes.liveness.successThreshold", {"probes": {"liveness": {"successThreshold": 2}}}),
+    "root user": ("podSecurityContext.runAsUser", {"podSecurityContext": {"runAsUser": 0}}),
+    "runAsNonRoot off": ("securityContext.runAsNonRoot", {"securityContext": {"runAsNonRoot": False}}),
+    "privileged container": ("securityContext.privileged", {"securityContext": {"privileged": True}}),
+    "unknown pull policy": ("image.pullPolicy", {"image": {"pullPolicy": "Sometimes"}}),
+    "uppercase image repository": ("image.repository", {"image": {"repository": "Registry/SigServe"}}),
+    "bad digest": ("image.digest", {"image": {"digest": "sha256:xyz"}}),
+    "unknown service type": ("service.type", {"service": {"type": "ExternalName"}}),
+    "nodePort out of range": ("service.nodePort", {"service": {"type": "NodePort", "nodePort": 80}}),
+    "ingress without hosts": ("ingress.hosts", {"ingress": {"enabled": True, "hosts": []}}),
+    "ingress path without slash": ("ingress.hosts.0.paths.0.path", {"ingress": {"enabled": True, "hosts": [
+        {"host": "a.example.com", "paths": [{"path": "api", "pathType": "Prefix"}]}]}}),
+    "ingress bad pathType": ("ingress.hosts.0.paths.0.pathType", {"ingress": {"enabled": True, "hosts": [
+        {"host": "a.example.com", "paths": [{"path": "/", "pathType": "Regex"}]}]}}),
+    "HPA with zero minReplicas": ("autoscaling.minReplicas", {"autoscaling": {"enabled": True, "minReplicas": 0}}),
+    "HPA without any metric": ("autoscaling", {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}),
+    "PDB percentage without %": ("podDisruptionBudget.maxUnavailable", {"podDisruptionBudget": {"maxUnavailable": "50"}}),
+    "PDB with neither bound": ("podDisruptionBudget", {"podDisruptionBudget": {"enabled": True, "maxUnavailable": None}}),
+    "negative preStop sleep": ("shutdown.preStopSleepSeconds", {"shutdown": {"preStopSleepSeconds": -5}}),
+    "unknown preStop action": ("shutdown.preStopAction", {"shutdown": {"preStopAction": "http"}}),
+    "bad cache size": ("cache.sizeLimit", {"cache": {"sizeLimit": "lots"}}),
+    "bad existing secret name": ("registry.existingSecret", {"registry": {"existingSecret": "MLflow_Credentials"}}),
+    "bad ServiceMonitor interval": ("serviceMonitor.interval", {"serviceMonitor": {"enabled": True, "interval": "30 seconds"}}),
+    "bad topology policy": ("topologySpread.whenUnsatisfiable", {"topologySpread": {"whenUnsatisfiable": "Maybe"}}),
+    "topology spread with no keys": ("topologySpread.topologyKeys", {"topologySpread": {"enabled": True, "topologyKeys": []}}),
+    "env entry without a name": ("env.0", {"env": [{"value": "x"}]}),
+    "requests that are not quantities": ("resources.requests.cpu", {"resources": {"requests": {"cpu": "half"}}}),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+@pytest.fixture(scope="module")
+def chart():
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return json.loads((CHART / "values.schema.json").read_text())
+
+
+def render(chart, values: dict) -> tuple[list[dict], str]:
+    """The chart's manifests as parsed objects, and the rendered NOTES.txt."""
+    out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs: list[dict] = []
+    notes = ""
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+            continue
+        assert path.endswith(".yaml"), path
+        docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return docs, notes
+
+
+def by_kind(docs: list[dict]) -> dict[str, dict]:
+    kinds: dict[str, dict] = {}
+    for doc in docs:
+        assert doc["kind"] not in kinds, f"two {doc['kind']} objects"
+        kinds[doc["kind"]] = doc
+    return kinds
+
+
+def container(docs: list[dict]) -> dict:
+    pod = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["sigserve"]
+    return pod["containers"][0]
+
+
+def env_of(c: dict) -> dict[str, dict]:
+    names = [e["name"] for e in c["env"]]
+    assert len(names) == len(set(names)), f"duplicate env entries: {names}"
+    return {e["name"]: e for e in c["env"]}
+
+
+def validate_crd_service_monitor(doc: dict, service: dict) -> None:
+    """ServiceMonitor is a Prometheus Operator CRD, absent from the Kubernetes schemas: check the
+    fields that make Prometheus scrape sigserve."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    spec = doc["spec"]
+    assert set(spec) <= {"selector", "namespaceSelector", "endpoints", "jobLabel"}
+    assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint["interval"])
+
+
+def merged(chart, overrides: dict) -> dict:
+    """Chart defaults coalesced with overrides, exactly as Helm does before it validates."""
+    return chart.merge_values(overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# the chart itself
+
+def test_chart_metadata_and_app_version(chart):
+    meta = chart.metadata
+    assert meta["name"] == "sigserve"
+    assert meta["apiVersion"] == "v2"
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)[1]
+    assert meta["appVersion"] == version, "Chart.yaml appVersion must follow the package version"
+
+
+def test_schema_is_valid_and_accepts_the_defaults(chart, schema):
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert chart.schema == schema
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.Draft7Validator(schema).validate(defaults)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_lint_is_clean(name):
+    report = helm.lint(CHART, VALUE_SETS[name], strict=True, kube_version=f"v{K8S_VERSION}")
+    assert report["errors"] == []
+    # severity 2 = warning, 3 = error; 1 (info) is only "icon is recommended"
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_manifest_validates_against_kubernetes(chart, schema, name):
+    values = VALUE_SETS[name]
+    jsonschema.Draft7Validator(schema).validate(merged(chart, values))
+    docs, notes = render(chart, values)
+    assert docs and notes
+    kinds = by_kind(docs)
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == NAMESPACE
+        if doc["kind"] == "ServiceMonitor":
+            validate_crd_service_monitor(doc, kinds["Service"])
+            continue
+        problem = None
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            problem = f"at {'.'.join(str(p) for p in e.path)}: {e.message}"
+        if problem:
+            pytest.fail(f"{name}: {doc['kind']} {doc['metadata']['name']} is invalid {problem}")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("defaults", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
+    ("existing-secret", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
+    ("hpa", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler"}),
+    ("ingress", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "Ingress"}),
+    ("baked-model", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
+    ("everything-else", {"Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor"}),
+    ("minimal", {"Deployment", "Service", "ServiceAccount"}),
+])
+def test_optional_objects_only_when_enabled(chart, name, expected):
+    docs, _ = render(chart, VALUE_SETS[name])
+    assert set(by_kind(docs)) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# what the Deployment must say for sigserve to work
+
+def test_deployment_defaults_follow_the_container_contract(chart):
+    docs, _ = render(chart, {})
+    kinds = by_kind(docs)
+    deployment = kinds["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(docs)
+
+    assert c["image"] == f"sigserve:{chart.metadata['appVersion']}"
+    assert "command" not in c and "args" not in c, "the image's entrypoint (sigserve serve) must run as is"
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+    env = env_of(c)
+    assert env["SIGSERVE_HOST"]["value"] == "0.0.0.0"
+    assert env["SIGSERVE_PORT"]["value"] == "8080"
+    assert env["SIGSERVE_LOG_FORMAT"]["value"] == "json"
+    assert env["SIGSERVE_TIMEOUT"]["value"] == "60"
+    assert env["SIGSERVE_MAX_BODY_BYTES"]["value"] == "67108864"
+    assert all(isinstance(e.get("value", ""), str) for e in c["env"])
+    assert "MODEL_URI" not in env, "with no model.uri the image's MODEL_URI must not be overridden"
+    assert not any(n.startswith("MLFLOW_") for n in env)
+
+    # probes: KServe V2 health endpoints on the named port, startup long enough for a model load
+    for kind, path in [("startupProbe", "/v2/health/live"), ("livenessProbe", "/v2/health/live"),
+                       ("readinessProbe", "/v2/health/ready")]:
+        assert c[kind]["httpGet"] == {"path": path, "port": "http"}, kind
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+
+    # non-root, read-only root filesystem, no privileges
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["runAsGroup"] == 10001
+    assert pod["securityContext"]["fsGroup"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["runAsNonRoot"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+
+    # writable volumes: the model cache (SIGSERVE_CACHE_DIR) and /tmp
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert env["SIGSERVE_CACHE_DIR"]["value"] == "/var/cache/sigserve"
+    assert set(mounts) == {"/var/cache/sigserve", "/tmp"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/var/cache/sigserve"]]["emptyDir"] == {"sizeLimit": "2Gi"}
+    assert volumes[mounts["/tmp"]]["emptyDir"] == {"sizeLimit": "256Mi"}
+
+    assert c["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
+    assert c["resources"]["limits"] == {"memory": "2Gi"}
+
+    # replicas and spreading
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    spread = pod["topologySpreadConstraints"]
+    assert [t["topologyKey"] for t in spread] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    for t in spread:
+        assert t["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert t["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert t["matchLabelKeys"] == ["pod-template-hash"]
+
+    # the Service and the PDB find the pods, and the Service reaches the container port
+    service = kinds["Service"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert kinds["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+    assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"] == FULLNAME
+
+
+def grace_and_prestop(docs: list[dict]) -> tuple[int, int]:
+    pod = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]
+    pre_stop = container(docs)["lifecycle"]["preStop"]
+    if "sleep" in pre_stop:
+        sleep = pre_stop["sleep"]["seconds"]
+    else:
+        command = pre_stop["exec"]["command"]
+        assert command[0] == "sleep" and len(command) == 2
+        sleep = int(command[1])
+    return pod["terminationGracePeriodSeconds"], sleep
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_grace_period_covers_prestop_and_drain(chart, name):
+    """Rolling updates drop no request: the pod is killed only after the preStop sleep and the
+    server's full drain (timeout + 5 s)."""
+    docs, _ = render(chart, VALUE_SETS[name])
+    grace, sleep = grace_and_prestop(docs)
+    timeout = float(env_of(container(docs))["SIGSERVE_TIMEOUT"]["value"])
+    assert sleep >= 5, "endpoints need a few seconds to deregister before SIGTERM"
+    assert grace >= sleep + math.ceil(timeout) + SERVER_DRAIN_EXTRA_SECONDS
+    strategy = by_kind(docs)["Deployment"]["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_grace_period_arithmetic(chart):
+    docs, _ = render(chart, {"server": {"timeout": 120.5}, "shutdown": {"preStopSleepSeconds": 15, "marginSeconds": 7}})
+    assert grace_and_prestop(docs) == (15 + 121 + 5 + 7, 15)
+    assert env_of(container(docs))["SIGSERVE_TIMEOUT"]["value"] == "120.5"
+
+    docs, _ = render(chart, {"shutdown": {"terminationGracePeriodSeconds": 75}})
+    assert grace_and_prestop(docs) == (75, 10)
+
+    docs, _ = render(chart, {"shutdown": {"preStopAction": "sleep", "preStopSleepSeconds": 20}})
+    assert container(docs)["lifecycle"]["preStop"] == {"sleep": {"seconds": 20}}
+    assert grace_and_prestop(docs)[0] == 20 + 60 + 5 + 10
+
+
+def test_too_short_grace_period_is_refused(chart):
+    with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds=74 is shorter than"):
+        render(chart, {"shutdown": {"terminationGracePeriodSeconds": 74}})
+    # (helm lint renders in lint mode, where Helm turns `fail` into a log line, so only a real
+    # render refuses it; helm install and helm template render for real.)
+    with pytest.raises(helm.HelmRenderError, match="=120 is shorter than .* = 315"):
+        render(chart, {"server": {"timeout": 300}, "shutdown": {"terminationGracePeriodSeconds": 120}})
+
+
+def test_existing_secret_feeds_registry_credentials(chart):
+    docs, _ = render(chart, VALUE_SETS["existing-secret"])
+    env = env_of(container(docs))
+    assert env["MODEL_URI"] == {"name": "MODEL_URI", "value": "models:/churn@champion"}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "https://mlflow.example.com"
+    assert env["MLFLOW_TRACKING_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "mlflow-credentials", "key": "token", "optional": True}}
+    assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "MLFLOW_TRACKING_PASSWORD"
+    assert "MLFLOW_TRACKING_USERNAME" not in env, "an empty key name means: not in the Secret"
+    assert not any(d["kind"] == "Secret" for d in docs), "the chart must never create the credentials"
+
+    docs, _ = render(chart, {"registry": {"existingSecret": "creds"}})
+    env = env_of(container(docs))
+    for var in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "creds", "key": var, "optional": True}
+
+
+def test_baked_model(chart):
+    docs, notes = render(chart, VALUE_SETS["baked-model"])
+    c = container(docs)
+    assert c["image"] == "registry.example.com:5000/ml/sigserve-churn:2024.06.1"
+    assert env_of(c)["MODEL_URI"]["value"] == "/opt/model"
+    assert c["startupProbe"]["httpGet"]["path"] == "/ping"
+    assert by_kind(docs)["Deployment"]["metadata"]["labels"]["app.kubernetes.io/version"] == "2024.06.1"
+    assert "baked into the image" in notes
+
+
+def test_hpa_owns_the_replica_count(chart):
+    docs, _ = render(chart, VALUE_SETS["hpa"])
+    kinds = by_kind(docs)
+    assert "replicas" not in kinds["Deployment"]["spec"], "a fixed replica count would fight the HPA"
+    hpa = kinds["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]}
+    assert targets == {"cpu": 60, "memory": 80}
+    assert hpa["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 300}}
+
+    with pytest.raises(helm.HelmRenderError, match="minReplicas .* is greater than"):
+        render(chart, {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}})
+
+
+def test_ingress_routes_to_the_service(chart):
+    docs, notes = render(chart, VALUE_SETS["ingress"])
+    kinds = by_kind(docs)
+    ingress = kinds["Ingress"]["spec"]
+    assert ingress["ingressClassName"] == "nginx"
+    assert ingress["tls"] == [{"secretName": "churn-tls", "hosts": ["churn.models.example.com"]}]
+    (rule,) = ingress["rules"]
+    assert rule["host"] == "churn.models.example.com"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == kinds["Service"]["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in kinds["Service"]["spec"]["ports"]}
+    assert "URL=https://churn.models.example.com" in notes
+    assert env_of(container(docs))["MODEL_URI"]["value"] == "runs:/0123456789abcdef/model"
+
+
+def test_everything_else_is_wired_through(chart):
+    docs, _ = render(chart, VALUE_SETS["everything-else"])
+    kinds = by_kind(docs)
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    c = container(docs)
+    env = env_of(c)
+    assert c["image"] == "sigserve@sha256:" + "ab" * 32
+    assert env["SIGSERVE_WORKERS"]["value"] == "4"
+    assert env["SIGSERVE_MAX_BODY_BYTES"]["value"] == "1073741824", "no float formatting of large integers"
+    assert env["SIGSERVE_BATCH_MAX_SIZE"]["value"] == "64"
+    assert env["SIGSERVE_BATCH_MAX_WAIT_MS"]["value"] == "1.5"
+    assert env["SIGSERVE_ACCESS_LOG"]["value"] == "false"
+    assert env["SIGSERVE_LOG_LEVEL"]["value"] == "debug"
+    assert env["MLFLOW_TRACKING_INSECURE_TLS"]["value"] == "true"
+    assert env["AWS_REGION"]["value"] == "eu-west-1"
+    assert c["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert c["args"] == ["--log-level", "debug"]
+    assert c["lifecycle"]["preStop"] == {"sleep": {"seconds": 15}}
+    assert pod["terminationGracePeriodSeconds"] == 15 + 121 + 5 + 5
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["model-cache"] == {"name": "model-cache",
+                                      "persistentVolumeClaim": {"claimName": "sigserve-model-cache"}}
+    assert volumes["tmp"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "128Mi"}
+    assert {"name": "ca", "mountPath": "/etc/corp-ca", "readOnly": True} in c["volumeMounts"]
+    assert pod["serviceAccountName"] == "ml-serving"
+    assert pod["topologySpreadConstraints"] == VALUE_SETS["everything-else"]["topologySpreadConstraints"]
+    assert pod["priorityClassName"] == "high-priority"
+    assert kinds["Deployment"]["spec"]["template"]["metadata"]["annotations"] == {"example.com/team": "ml"}
+    assert kinds["Service"]["spec"]["ports"][0]["nodePort"] == 30080
+    assert kinds["PodDisruptionBudget"]["spec"] == {
+        "minAvailable": "50%", "selector": kinds["PodDisruptionBudget"]["spec"]["selector"]}
+    monitor = kinds["ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_notes_show_how_to_try_it(chart):
+    _, notes = render(chart, VALUE_SETS["existing-secret"])
+    assert f"kubectl -n {NAMESPACE} port-forward svc/{FULLNAME} 8080:80" in notes
+    assert "curl -s $URL/invocations -H 'Content-Type: application/json'" in notes
+    assert "curl -s $URL/v2/health/ready" in notes
+    assert "models:/churn@champion" in notes
+    assert "WARNING" not in notes
+    _, notes = render(chart, {})
+    assert "WARNING: model.uri is empty" in notes
+
+
+# ---------------------------------------------------------------------------------------------
+# values.schema.json refuses bad values
+
+@pytest.mark.parametrize("problem", BAD_VALUE_SETS)
+def test_schema_rejects_bad_values(chart, schema, problem):
+    path, values = BAD_VALUE_SETS[problem]
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(merged(chart, values)))
+    assert errors, f"jsonschema accepted {problem}: {values}"
+    assert path in {".".join(str(p) for p in e.absolute_path) for e in errors}, \
+        f"refused for another reason: {[e.message for e in errors]}"
+    helm_path = "'/" + path.replace(".", "/") + "'" if path else "''"
+    with pytest.raises(helm.HelmValuesError, match=re.escape(f"at {helm_path}")):
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmValuesError, match="values don't meet the specifications of the schema"):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    assert helm.lint(CHART, values)["errors"], f"helm lint accepted {problem}"
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_schema_accepts_good_values(chart, name):
+    chart.validate_schema(VALUE_SETS[name])

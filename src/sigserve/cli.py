@@ -10,6 +10,10 @@ from pathlib import Path
 
 from sigserve import __version__
 from sigserve.demo import DEMO_REGISTRY_URI, ensure_demo_registered
+from sigserve.dockerfile import (
+    add_generate_dockerfile_flags,
+    generate_dockerfile_command,
+)
 from sigserve.encode import encode_json
 from sigserve.errors import ModelLoadError, SigserveError
 from sigserve.logging_setup import configure_logging
@@ -25,6 +29,8 @@ from sigserve.server.settings import ServerSettings
 
 DEFAULT_RELOAD_SECONDS = 30.0
 MODEL_URI_ENV = "MODEL_URI"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -65,9 +71,9 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
     )
     parser.add_argument("--env-manager", default="local", choices=["local"],
                         help="accepted for mlflow compatibility; sigserve serves in this environment")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"],
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), type=str.lower, choices=LOG_LEVELS,
                         help="(default $SIGSERVE_LOG_LEVEL, else info)")
-    parser.add_argument("--log-format", default=_env("LOG_FORMAT", "text"), choices=["text", "json"],
+    parser.add_argument("--log-format", default=_env("LOG_FORMAT", "text"), type=str.lower, choices=LOG_FORMATS,
                         help="text lines, or one JSON object per line for log collectors "
                              "(default $SIGSERVE_LOG_FORMAT, else text)")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
@@ -119,12 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="print what a model URI resolves to, as JSON")
     _model_flags(info)
+
+    dockerfile = commands.add_parser("generate-dockerfile",
+                                     help="write a build context for an image with the model baked in")
+    _model_flags(dockerfile)
+    add_generate_dockerfile_flags(dockerfile)
     add_registry_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("serve", "demo"):
+        _check_serve_args(parser, args)
     configure_logging(getattr(args, "log_level", "warning"), getattr(args, "log_format", "text"))
     try:
         if args.command == "registry":
@@ -133,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return _predict(args)
         if args.command == "info":
             return _info(args)
+        if args.command == "generate-dockerfile":
+            return generate_dockerfile_command(args, _resolve(args))
         return _serve(args)
     except SigserveError as exc:
         print(f"sigserve: {exc.message}", file=sys.stderr)
@@ -140,6 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"sigserve: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
+
+
+def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse checks typed defaults but not their choices or ranges, and env supplies defaults."""
+    args.log_level, args.log_format = str(args.log_level).lower(), str(args.log_format).lower()
+    if args.log_level not in LOG_LEVELS:
+        parser.error(f"log level {args.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if args.log_format not in LOG_FORMATS:
+        parser.error(f"log format {args.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    positive = {"workers": args.workers, "max-concurrency": args.max_concurrency, "max-body-bytes": args.max_body_bytes}
+    for flag, value in positive.items():
+        if value < 1:
+            parser.error(f"--{flag} must be at least 1, got {value}")
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error(f"--timeout must be positive, got {args.timeout:g}")
+    for flag, value in {"reload-interval": args.reload_interval, "batch-max-size": args.batch_max_size,
+                        "batch-max-wait-ms": args.batch_max_wait_ms}.items():
+        if value < 0:
+            parser.error(f"--{flag} must not be negative, got {value:g}")
 
 
 def _resolve(args: argparse.Namespace) -> ResolvedModel:

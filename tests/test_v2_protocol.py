@@ -116,6 +116,8 @@ def test_unknown_model_or_version_is_404_in_the_protocol_error_shape(spec_model:
         ({"inputs": [{"name": "input0", "shape": [1, 2], "datatype": "COMPLEX", "data": [1, 2]}]}, "unknown datatype"),
         ({"inputs": [{"name": "input0", "shape": [1, 2], "datatype": "UINT32"}]}, "missing ['data']"),
         ([1, 2], "JSON object"),
+        ({"inputs": [{"name": "input0", "shape": [1, 3], "datatype": "UINT32", "data": [[1, 2], 3]}]}, "mixes nested lists"),
+        ({"inputs": [{"name": "input0", "shape": [1, 2], "datatype": "UINT32", "data": [1, True]}]}, "True is not a UINT32"),
     ],
 )
 def test_malformed_requests_are_400_with_the_reason(spec_model: SigserveServer, body: Any, fragment: str) -> None:

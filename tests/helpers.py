@@ -317,3 +317,20 @@ def children_of(pid: int) -> set[int]:
     """The processes whose parent is `pid` (gunicorn workers of a master)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False).stdout
     return {int(p) for p in out.split()}
+
+
+K8S_VERSION = "1.32.0"
+
+
+def validate_k8s(doc: dict, where: str) -> None:
+    """One rendered manifest against the Kubernetes schemas, strictly (unknown fields fail)."""
+    import kubernetes_validate
+    import pytest
+
+    problem = None
+    try:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        problem = f"at {'.'.join(str(p) for p in e.path)}: {e.message}"
+    if problem:
+        pytest.fail(f"{where}: {doc['kind']} {doc['metadata'].get('name')} is invalid {problem}")

@@ -18,16 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-kubernetes_validate = pytest.importorskip(
-    "kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[test]')")
+from helpers import validate_k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 OVERLAY = DEPLOY / "overlays" / "example"
 KSERVE = DEPLOY / "kserve"
-K8S_VERSION = "1.32.0"
 SERVER_DRAIN_EXTRA_SECONDS = 5  # the server drains for up to its request timeout plus 5 s
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(
@@ -68,16 +65,6 @@ def manifest_files() -> list[Path]:
     files = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml")
     assert files, "deploy/ has no manifests"
     return files
-
-
-def validate_k8s(doc: dict, where: str) -> None:
-    problem = None
-    try:
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        problem = f"at {'.'.join(str(p) for p in e.path)}: {e.message}"
-    if problem:
-        pytest.fail(f"{where}: {doc['kind']} {doc['metadata'].get('name')} is invalid {problem}")
 
 
 def kustomize(path: Path) -> list[dict]:

@@ -13,17 +13,14 @@ import math
 import re
 from pathlib import Path
 
+import helm_python as helm
 import jsonschema
 import pytest
 import yaml
-
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed (pip install -e '.[test]')")
-kubernetes_validate = pytest.importorskip(
-    "kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[test]')")
+from helpers import K8S_VERSION, validate_k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sigserve"
-K8S_VERSION = "1.32.0"
 RELEASE = "scoring"
 NAMESPACE = "ml-serving"
 FULLNAME = "scoring-sigserve"
@@ -243,13 +240,7 @@ def test_every_manifest_validates_against_kubernetes(chart, schema, name):
         if doc["kind"] == "ServiceMonitor":
             validate_crd_service_monitor(doc, kinds["Service"])
             continue
-        problem = None
-        try:
-            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as e:
-            problem = f"at {'.'.join(str(p) for p in e.path)}: {e.message}"
-        if problem:
-            pytest.fail(f"{name}: {doc['kind']} {doc['metadata']['name']} is invalid {problem}")
+        validate_k8s(doc, name)
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -225,7 +225,6 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_concurrency=args.max_concurrency,
         access_log=args.access_log,
-        reload_interval=args.reload_interval if poller else 0.0,
         batch_max_size=args.batch_max_size,
         batch_max_wait_seconds=args.batch_max_wait_ms / 1000,
         model_name=args.model_name,

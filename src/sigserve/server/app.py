@@ -1,8 +1,8 @@
-"""The HTTP app: MLflow's endpoints, with typed errors mapped to HTTP here and only here.
-
-`POST /invocations` is served by a bare ASGI handler in front of Starlette: on small requests
-the routing and middleware layers cost as much as scoring itself. Everything else is Starlette
-(`routes.py`). Every response carries the request ID and the model version that answered.
+"""The HTTP app. The scoring routes (`POST /invocations`, KServe V2 `…/infer`) are served by a
+bare ASGI handler in front of Starlette: on small requests the routing and middleware layers
+cost as much as scoring itself. Everything else is Starlette (`routes.py`); typed errors become
+HTTP answers in `http_errors.py`. Every response carries the request ID and the model version
+that answered.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from sigserve.server.inline import InlinePolicy, Timing
 from sigserve.server.metrics import Metrics
 from sigserve.server.routes import starlette_routes
 from sigserve.server.settings import ServerSettings
+from sigserve.server.v2_metadata import v2_mismatch
 
 logger = logging.getLogger("sigserve.server")
 
@@ -129,10 +130,10 @@ class ScoringApp:
         self, scope: Scope, receive: Receive, send: Send, servable: Servable, extra: list[tuple[bytes, bytes]]
     ) -> tuple[int, int]:
         name, version = self.v2_name(servable), servable.version
-        wanted = v2_model_path(scope["path"])
-        if wanted is None or wanted[0] != name or wanted[1] not in (None, version):
-            asked = "/".join(part for part in wanted or () if part) or scope["path"]
-            payload = encode_json({"error": f"Model {asked!r} is not served here; this server serves {name!r} version {version!r}"})
+        asked_name, asked_version = v2_model_path(scope["path"]) or (scope["path"], None)
+        mismatch = v2_mismatch(name, version, asked_name, asked_version)
+        if mismatch is not None:
+            payload = encode_json({"error": mismatch})
             await _send_json(send, 404, payload, extra)
             return 404, len(payload)
         return await self.score_route(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import atexit
 import glob
 import os
-import threading
 import shutil
 import tempfile
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:

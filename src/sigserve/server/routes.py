@@ -16,7 +16,7 @@ from sigserve.encode import encode_json
 from sigserve.errors import SigserveError
 from sigserve.server.http_errors import error_body
 from sigserve.server.openapi import docs_html, openapi_document
-from sigserve.server.v2_metadata import v2_model_metadata
+from sigserve.server.v2_metadata import v2_mismatch, v2_model_metadata
 
 if TYPE_CHECKING:
     from sigserve.manager import Servable
@@ -84,13 +84,9 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
     def v2_model_or_404(request: Request) -> tuple[Servable, str] | Response:
         servable = app.manager.current
         name = app.v2_name(servable)
-        version = request.path_params.get("version")
-        if request.path_params["name"] != name or version not in (None, servable.version):
-            wanted = "/".join(p for p in (request.path_params["name"], version) if p)
-            return JSONResponse(
-                {"error": f"Model {wanted!r} is not served here; this server serves {name!r} version {servable.version!r}"},
-                status_code=404,
-            )
+        mismatch = v2_mismatch(name, servable.version, request.path_params["name"], request.path_params.get("version"))
+        if mismatch is not None:
+            return JSONResponse({"error": mismatch}, status_code=404)
         return servable, name
 
     async def v2_model(request: Request) -> Response:

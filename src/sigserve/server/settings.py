@@ -11,7 +11,6 @@ class ServerSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_concurrency: int = 64
     access_log: bool = True
-    reload_interval: float = 0.0
     batch_max_size: int = 0
     batch_max_wait_seconds: float = 0.002
     model_name: str | None = None  # the name KServe V2 clients use; default the model's own

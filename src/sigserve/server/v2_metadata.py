@@ -16,6 +16,14 @@ _COLUMN_DATATYPES = {
 }
 
 
+def v2_mismatch(name: str, version: str, asked_name: str, asked_version: str | None) -> str | None:
+    """Why a V2 URL's model is not this server's (name, and version when given), or None."""
+    if asked_name == name and asked_version in (None, version):
+        return None
+    asked = "/".join(part for part in (asked_name, asked_version) if part)
+    return f"Model {asked!r} is not served here; this server serves {name!r} version {version!r}"
+
+
 def v2_model_metadata(servable: Servable, name: str) -> dict[str, Any]:
     signature = servable.scorer.model.meta.signature
     return {

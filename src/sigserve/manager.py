@@ -132,9 +132,9 @@ class ModelManager:
 class ReloadPoller:
     """Polls the registry every `interval` seconds from a daemon thread and swaps in new versions.
 
-    A version that fails to resolve, load or warm up is logged, counted and remembered, so it is
-    not fetched again on every poll; the current model keeps serving. A registry that cannot be
-    reached is the same: logged, counted, retried at the next poll.
+    A version that fails to load or warm up is logged, counted and remembered, so it is not
+    loaded again on every poll; the current model keeps serving. A registry that cannot be
+    reached is logged and counted too, and asked again at the next poll.
     """
 
     def __init__(

@@ -334,3 +334,12 @@ def validate_k8s(doc: dict, where: str) -> None:
         problem = f"at {'.'.join(str(p) for p in e.path)}: {e.message}"
     if problem:
         pytest.fail(f"{where}: {doc['kind']} {doc['metadata'].get('name')} is invalid {problem}")
+
+
+def by_kind(docs: list[dict]) -> dict[str, dict]:
+    """Rendered manifests by kind, each kind at most once."""
+    kinds: dict[str, dict] = {}
+    for doc in docs:
+        assert doc["kind"] not in kinds, f"two {doc['kind']} objects"
+        kinds[doc["kind"]] = doc
+    return kinds

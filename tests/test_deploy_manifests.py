@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import validate_k8s
+from helpers import by_kind, validate_k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -71,14 +71,6 @@ def kustomize(path: Path) -> list[dict]:
     out = subprocess.run([KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
-
-
-def by_kind(docs: list[dict]) -> dict[str, dict]:
-    kinds: dict[str, dict] = {}
-    for doc in docs:
-        assert doc["kind"] not in kinds, f"two {doc['kind']} objects"
-        kinds[doc["kind"]] = doc
-    return kinds
 
 
 def env_values(container: dict, config: dict[str, str] | None = None) -> dict[str, str | dict]:

@@ -17,7 +17,7 @@ import helm_python as helm
 import jsonschema
 import pytest
 import yaml
-from helpers import K8S_VERSION, validate_k8s
+from helpers import K8S_VERSION, by_kind, validate_k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sigserve"
@@ -162,14 +162,6 @@ def render(chart, values: dict) -> tuple[list[dict], str]:
         assert path.endswith(".yaml"), path
         docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
     return docs, notes
-
-
-def by_kind(docs: list[dict]) -> dict[str, dict]:
-    kinds: dict[str, dict] = {}
-    for doc in docs:
-        assert doc["kind"] not in kinds, f"two {doc['kind']} objects"
-        kinds[doc["kind"]] = doc
-    return kinds
 
 
 def container(docs: list[dict]) -> dict:

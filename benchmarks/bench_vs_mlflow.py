@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Side-by-side load benchmark: `sigserve serve` vs `mlflow models serve`.
 
-One invocation builds an iris LogisticRegression with real MLflow, starts both
+One invocation builds an iris LogisticRegression (or, with `--model`, a gradient-boosted
+classifier) with real MLflow, starts both
 servers on the same model directory, checks they return identical predictions
 for every payload, then drives each with `wrk` (mlflow then sigserve, case by
 case) and prints a markdown table of throughput and p99 ratios.
@@ -36,6 +37,7 @@ import pandas as pd
 
 READY_TIMEOUT_S = 120.0
 SERVERS = ("mlflow", "sigserve")
+MODELS = ("logistic_regression", "hist_gradient_boosting")
 CASES: dict[str, tuple[str, int]] = {
     # name: (payload format, rows)
     "split_1": ("dataframe_split", 1),
@@ -77,20 +79,32 @@ class CaseResult:
 # --------------------------------------------------------------------------- model
 
 
-def build_model(root: Path) -> Path:
+def estimator_for(kind: str) -> Any:
+    """The issue's model, or one sigserve has no closed-form predict for (`sklearn_linear.py`)."""
+    if kind == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000)
+
+
+def build_model(root: Path, kind: str = "logistic_regression") -> Path:
     """Save the model with real MLflow so both servers read the exact same artifact."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
 
     X, y = load_iris(return_X_y=True, as_frame=True)
-    model = LogisticRegression(max_iter=1000).fit(X, y)
+    model = estimator_for(kind).fit(X, y)
     path = root / "iris_model"
     with warnings.catch_warnings():  # the "integer column(s)" hint is about missing values; irrelevant here
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(X, y)
-    mlflow.sklearn.save_model(model, str(path), signature=signature, input_example=X.head(3))
+    trusted = {"hist_gradient_boosting": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]}
+    mlflow.sklearn.save_model(model, str(path), signature=signature, input_example=X.head(3),
+                              skops_trusted_types=trusted.get(kind))  # we built it: trusted
     return path
 
 
@@ -441,6 +455,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-timeout", type=float, default=30.0, help="wrk per-request timeout in seconds")
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE",
                    help=f"subset of cases to run (default all: {' '.join(CASES)})")
+    p.add_argument("--model", choices=MODELS, default=MODELS[0],
+                   help="the iris model to serve: the issue's LogisticRegression (default), or a gradient-boosted "
+                        "classifier, whose predict sigserve leaves to scikit-learn")
     p.add_argument("--json-out", type=Path, default=None, help="write machine info and results as JSON here")
     p.add_argument("--mlflow-access-log", action="store_true",
                    help="leave mlflow's per-request uvicorn access log on (stock behaviour; sigserve's stays off)")
@@ -482,14 +499,14 @@ def main(argv: list[str] | None = None) -> int:
     print("# sigserve vs mlflow models serve\n")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s (warmup {args.warmup:g}s), "
-          f"1 server worker each, mlflow access log {'on' if args.mlflow_access_log else 'off'}")
+          f"1 server worker each, mlflow access log {'on' if args.mlflow_access_log else 'off'}, model {args.model}")
     print("note: wrk shares the CPUs with the servers; compare ratios, not absolute numbers.\n", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_vs_mlflow_"))
     procs: dict[str, subprocess.Popen] = {}
     results: list[CaseResult] = []
     try:
-        model = build_model(workdir)
+        model = build_model(workdir, args.model)
         urls: dict[str, str] = {}
         started = time.monotonic()
         for name in SERVERS:

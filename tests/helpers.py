@@ -64,7 +64,7 @@ def build_models(root: Path) -> dict[str, Path]:
     from mlflow.types.schema import AnyType, Array, Map, Object, Property
     from models import pyfunc_models
     from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
 
     paths: dict[str, Path] = {}
     iris = load_iris(as_frame=True)
@@ -81,6 +81,13 @@ def build_models(root: Path) -> dict[str, Path]:
     paths["sklearn_cloudpickle"] = root / "sklearn_cloudpickle"
     mlflow.sklearn.save_model(classifier, paths["sklearn_cloudpickle"], signature=signature,
                               serialization_format="cloudpickle", pyfunc_predict_fn="predict_proba",
+                              pip_requirements=SKLEARN_REQUIREMENTS)
+
+    sepals_and_petal_length = features[IRIS[:3]]
+    regressor = Ridge().fit(sepals_and_petal_length, features[IRIS[3]])
+    paths["sklearn_regressor"] = root / "sklearn_regressor"
+    mlflow.sklearn.save_model(regressor, paths["sklearn_regressor"],
+                              signature=infer_signature(sepals_and_petal_length, regressor.predict(sepals_and_petal_length)),
                               pip_requirements=SKLEARN_REQUIREMENTS)
 
     array_classifier = LogisticRegression(max_iter=500).fit(features.to_numpy(), target)

@@ -110,6 +110,9 @@ def sklearn_cases() -> list[Case]:
              status=400),
         Case("sklearn_split_reordered", "sklearn_skops",
              {"dataframe_split": frame[IRIS[::-1]].to_dict(orient="split", index=False)}),
+        Case("sklearn_split_null_value", "sklearn_skops",
+             {"dataframe_split": {"columns": IRIS, "data": [[5.1, None, 1.4, 0.2]]}}),
+        Case("sklearn_tensor_nan", "sklearn_tensor", '{"inputs": [[5.1, NaN, 1.4, 0.2]]}'),
         Case("sklearn_split_ints_for_doubles", "sklearn_skops",
              {"dataframe_split": {"columns": IRIS, "data": [[5, 3, 1, 0]]}}),
         Case("sklearn_missing_column", "sklearn_skops",
@@ -152,7 +155,17 @@ def sklearn_cases() -> list[Case]:
 def model_cases() -> list[Case]:
     tensor = [[[1.0, 2.0], [3.0, 4.0]]]
     rows = [[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3]]
+    lengths = {"columns": IRIS[:3], "data": [row[:3] for row in rows]}
     return [
+        Case("sklearn_regressor_split", "sklearn_regressor", {"dataframe_split": lengths}),
+        Case("sklearn_regressor_one_row", "sklearn_regressor",
+             {"dataframe_split": {**lengths, "data": lengths["data"][:1]}}),
+        Case("sklearn_regressor_ints_for_doubles", "sklearn_regressor",
+             {"dataframe_split": {**lengths, "data": [[5, 3, 1]]}}),
+        Case("sklearn_regressor_parquet_float32", "sklearn_regressor",
+             frame_to_parquet(pd.DataFrame(lengths["data"], columns=lengths["columns"]).astype("float32")), PARQUET),
+        Case("sklearn_regressor_null_value", "sklearn_regressor",
+             {"dataframe_split": {**lengths, "data": [[5.1, None, 1.4]]}}),
         Case("sklearn_tensor_inputs", "sklearn_tensor", {"inputs": rows}),
         Case("sklearn_tensor_instances", "sklearn_tensor", {"instances": rows}),
         Case("sklearn_tensor_split_unnamed", "sklearn_tensor", {"dataframe_split": {"data": rows}}),

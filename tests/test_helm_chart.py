@@ -97,6 +97,7 @@ BAD_VALUE_SETS: dict[str, tuple[str, dict]] = {
     "unknown log format": ("server.logFormat", {"server": {"logFormat": "xml"}}),
     "unknown log level": ("server.logLevel", {"server": {"logLevel": "verbose"}}),
     "zero workers": ("server.workers", {"server": {"workers": 0}}),
+    "zero native threads": ("server.nativeThreads", {"server": {"nativeThreads": 0}}),
     "workers as a string": ("server.workers", {"server": {"workers": "4"}}),
     "zero timeout": ("server.timeout", {"server": {"timeout": 0}}),
     "negative reload interval": ("server.reloadInterval", {"server": {"reloadInterval": -1}}),
@@ -269,6 +270,7 @@ def test_deployment_defaults_follow_the_container_contract(chart):
     assert env["SIGSERVE_LOG_FORMAT"]["value"] == "json"
     assert env["SIGSERVE_TIMEOUT"]["value"] == "60"
     assert env["SIGSERVE_MAX_BODY_BYTES"]["value"] == "67108864"
+    assert env["SIGSERVE_NATIVE_THREADS"]["value"] == "1"
     assert all(isinstance(e.get("value", ""), str) for e in c["env"])
     assert "MODEL_URI" not in env, "with no model.uri the image's MODEL_URI must not be overridden"
     assert not any(n.startswith("MLFLOW_") for n in env)

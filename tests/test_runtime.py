@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -254,7 +255,32 @@ def test_a_path_cannot_forge_an_access_log_line(iris: SigserveServer) -> None:
     assert not [line for line in iris.log().splitlines() if line.startswith("127.0.0.1:1 ")]
 
 
+@pytest.fixture(scope="module")
+def thread_pools_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import mlflow.pyfunc
+
+    path = tmp_path_factory.mktemp("thread_pools") / "model"
+    mlflow.pyfunc.save_model(path, loader_module="sigtest_thread_pools", pip_requirements=["scikit-learn"],
+                             code_paths=[str(Path(__file__).parent / "models" / "custom_loader" / "sigtest_thread_pools.py")])
+    return str(path)
+
+
+@pytest.mark.parametrize(("extra", "env", "threads"), [
+    ((), {"OMP_NUM_THREADS": ""}, 1),
+    (("--native-threads", "2", "-w", "2"), {}, 2),
+    ((), {"OMP_NUM_THREADS": "2"}, 2),
+], ids=["one_by_default", "flag_in_forked_workers", "omp_num_threads_kept"])
+def test_native_thread_pools_are_sized_per_worker(thread_pools_model: str, extra: tuple, env: dict,
+                                                  threads: int) -> None:
+    """OpenMP and BLAS pools as the scoring thread sees them: one thread unless asked otherwise."""
+    with SigserveServer(thread_pools_model, *extra, env=env) as server:
+        response = server.post({"inputs": [1]})
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == {"openmp": threads, "blas": threads}
+
+
 @pytest.mark.parametrize(("env", "message"), [
+    ({"SIGSERVE_NATIVE_THREADS": "0"}, "--native-threads must be at least 1"),
     ({"SIGSERVE_LOG_LEVEL": "verbose"}, "log level 'verbose'"),
     ({"SIGSERVE_MAX_CONCURRENCY": "0"}, "--max-concurrency must be at least 1"),
     ({"SIGSERVE_TIMEOUT": "0"}, "--timeout must be positive"),

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sigserve.codecs import Nested, Table, decode
-from sigserve.codecs.tables import object_column
+from sigserve.codecs.tables import object_column, table_from_rows
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.enforce.columns import build_frame, convert_column, enforce_columns
 from sigserve.enforce.values import Target, convert_untyped
@@ -743,3 +743,31 @@ def test_columns_of_one_type_convert_as_a_block_exactly_as_one_by_one(kind: str,
     else:
         assert isinstance(got, pd.DataFrame)
         pd.testing.assert_frame_equal(got, expected)
+
+
+# --------------------------------------------------------------------------- rows to columns
+
+_ANY_CELL = st.one_of(_CELLS, st.lists(st.integers(0, 9), max_size=3), st.dictionaries(st.sampled_from("ab"), st.integers()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 4).flatmap(lambda n: st.lists(st.lists(_ANY_CELL, min_size=n, max_size=n), min_size=1, max_size=5)))
+def test_rows_become_columns_cell_for_cell(rows: list[list[Any]]) -> None:
+    """Lists and objects stay whole cells: no row of equal-length lists turns into a 3-D grid."""
+    table = table_from_rows(rows, None, "data")
+    assert table.n_rows == len(rows)
+    for j, column in table.columns.items():
+        assert column.dtype == object and column.shape == (len(rows),)
+        assert all(cell is row[j] for cell, row in zip(column, rows))
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([[1, 2], [3]], "data: row 1 has 1 values, expected 2"),
+    ([[1, 2], "ab"], "data: row 1 is a string, expected a list of 2 values"),
+    ([[1, 2], {"a": 1, "b": 2}], "data: row 1 is an object, expected a list of 2 values"),
+    ([[1, 2], None], "data: row 1 is null, expected a list of 2 values"),
+])
+def test_a_row_that_does_not_fit_is_named(rows: list[Any], message: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        table_from_rows(rows, None, "data")
+    assert info.value.message == message

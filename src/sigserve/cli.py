@@ -25,6 +25,7 @@ from sigserve.model.source import resolve
 from sigserve.registry.cache import CACHE_DIR_ENV
 from sigserve.registry_cli import add_registry_commands, run_registry_command
 from sigserve.scoring import Scorer
+from sigserve.server.native_threads import default_native_threads, limit_native_threads
 from sigserve.server.settings import ServerSettings
 
 DEFAULT_RELOAD_SECONDS = 30.0
@@ -92,6 +93,10 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
     parser.add_argument("--model-name", default=_env("MODEL_NAME", None),
                         help="the model name KServe V2 clients use in /v2/models/<name> (default "
                              "$SIGSERVE_MODEL_NAME, else the registered name or the directory name)")
+    parser.add_argument("--native-threads", type=int, default=_env("NATIVE_THREADS", default_native_threads()),
+                        help="threads each native thread pool (OpenMP, BLAS) of a worker may use per "
+                             "predict call; raise it for large batches on otherwise idle cores "
+                             "(default $SIGSERVE_NATIVE_THREADS, $OMP_NUM_THREADS, else 1)")
     parser.add_argument("--batch-max-size", type=int, default=_env("BATCH_MAX_SIZE", 0),
                         help="merge concurrent requests into one predict call of up to this many "
                              "rows (default $SIGSERVE_BATCH_MAX_SIZE, else 0: off; only for models "
@@ -165,7 +170,8 @@ def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"log level {args.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if args.log_format not in LOG_FORMATS:
         parser.error(f"log format {args.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
-    positive = {"workers": args.workers, "max-concurrency": args.max_concurrency, "max-body-bytes": args.max_body_bytes}
+    positive = {"workers": args.workers, "max-concurrency": args.max_concurrency, "max-body-bytes": args.max_body_bytes,
+                "native-threads": args.native_threads}
     for flag, value in positive.items():
         if value < 1:
             parser.error(f"--{flag} must be at least 1, got {value}")
@@ -216,6 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
     metrics = Metrics()
+    limit_native_threads(args.native_threads)
     manager = ModelManager(load_servable(_resolve(args), strict_warm_up=False), metrics)
     poller = None
     if args.reload_interval > 0 and alias_of(args.model_uri):
@@ -231,9 +238,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     app = ScoringApp(manager, settings, metrics, poller)
     logging.getLogger("sigserve").info(
-        "serving %s (%s/%s) on http://%s:%d (%d worker%s)%s",
+        "serving %s (%s/%s) on http://%s:%d (%d worker%s, %d native thread%s each)%s",
         args.model_uri, manager.current.name, manager.current.version, args.host, args.port, args.workers,
-        "" if args.workers == 1 else "s",
+        "" if args.workers == 1 else "s", args.native_threads, "" if args.native_threads == 1 else "s",
         f", polling the registry every {args.reload_interval:g}s" if poller else "",
     )
     run_server(app, args.host, args.port, args.workers, args.log_level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,21 +55,21 @@ def _single_column(rows: list[Any], labels: Sequence[Any] | None, what: str) -> 
 
 
 def _to_grid(rows: list[list[Any]], width: int, what: str) -> np.ndarray:
-    try:
-        grid = np.array(rows, dtype=object)
-    except ValueError:
-        grid = None
-    if grid is not None and grid.ndim == 2 and grid.shape[1] == width:
-        return grid
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != width:
-            length = len(row) if isinstance(row, list) else "not a list"
-            raise BadRequest(f"{what}: row {i} has {length} values, expected {width}")
-    grid = np.empty((len(rows), width), dtype=object)
-    for i, row in enumerate(rows):
-        for j, cell in enumerate(row):
-            grid[i, j] = cell
-    return grid
+    """Cells flattened in one C-level pass; far cheaper than `np.array(rows, dtype=object)`,
+    which probes every cell for nesting, and list cells stay whole."""
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {width}:
+        for i, row in enumerate(rows):
+            if not isinstance(row, list):
+                raise BadRequest(f"{what}: row {i} is {_json_kind(row)}, expected a list of {width} values")
+            if len(row) != width:
+                raise BadRequest(f"{what}: row {i} has {len(row)} values, expected {width}")
+    cells = np.fromiter(itertools.chain.from_iterable(rows), dtype=object, count=len(rows) * width)
+    return cells.reshape(len(rows), width)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def table_from_records(records: Any, what: str) -> Table:

@@ -6,9 +6,11 @@ import pickle
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sigserve.errors import ModelLoadError
+from sigserve.model.loaders.sklearn_linear import Predictor, linear_predictor
 from sigserve.model.mlmodel import ModelMeta
 
 LOADER_MODULE = "mlflow.sklearn"
@@ -25,7 +27,7 @@ class SklearnModel:
     For a plain estimator (not a pipeline or column transformer) given an all-numeric frame whose
     columns are exactly `feature_names_in_`, the values are handed over as one array: the frame
     was already checked against the signature, and sklearn's per-call DataFrame validation costs
-    several times the prediction itself.
+    several times the prediction itself. Linear models go further (`sklearn_linear.py`).
     """
 
     _CUSTOM_PREDICT_FNS = ("predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
@@ -37,7 +39,7 @@ class SklearnModel:
             method = getattr(estimator, name, None)
             if method is not None:
                 setattr(self, name, self._input.wrap(method))
-        self.predict = self._input.wrap(estimator.predict)
+        self.predict = self._input.wrap(estimator.predict, linear_predictor(estimator))
 
     def get_raw_model(self) -> Any:
         return self.estimator
@@ -51,17 +53,23 @@ class _FastInput:
         self.feature_names = feature_names
         self.known_columns: pd.Index | None = None
 
-    def wrap(self, method: Any) -> Any:
-        if self.feature_names is None:
+    def wrap(self, method: Any, direct: Predictor | None = None) -> Any:
+        """`direct` answers for the arrays it takes (None: it declines); `method` for the rest."""
+        if self.feature_names is None and direct is None:
             return method
 
         def call(data: Any, params: dict[str, Any] | None = None) -> Any:
-            return method(self.as_array(data))
+            values = self.as_array(data)
+            if direct is not None and isinstance(values, np.ndarray):
+                predicted = direct(values)
+                if predicted is not None:
+                    return predicted
+            return method(values)
 
         return call
 
     def as_array(self, data: Any) -> Any:
-        if isinstance(data, pd.DataFrame) and self._has_feature_columns(data):
+        if self.feature_names is not None and isinstance(data, pd.DataFrame) and self._has_feature_columns(data):
             values = data.to_numpy()
             if values.dtype.kind in "iuf":  # any non-numeric column makes it object
                 return values

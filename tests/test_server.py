@@ -185,6 +185,26 @@ def test_inline_policy_judges_cpu_time_but_bounds_wall_time() -> None:
     assert not policy.allowed(100)
 
 
+def test_a_moderately_slow_request_in_a_thread_neither_proves_nor_resets() -> None:
+    """Scoring threads inflate each other's CPU time; only inline or far slower runs say slow."""
+    from sigserve.server.inline import InlinePolicy
+
+    contended = _timing((InlinePolicy.MAX_CPU_SECONDS + InlinePolicy.MAX_CONTENDED_CPU_SECONDS) / 2)
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.WARMUP - 1):
+        policy.record(_timing(0.0001))
+        policy.record(contended)
+    assert not policy.allowed(100)
+    policy.record(_timing(0.0001))
+    assert policy.allowed(100)
+    policy.record(_timing(contended.cpu_seconds, inline=True))
+    assert not policy.allowed(100), "inline, the same CPU time is slow"
+    for _ in range(2 * InlinePolicy.WARMUP):
+        policy.record(_timing(0.0001))
+    policy.record(_timing(InlinePolicy.MAX_CONTENDED_CPU_SECONDS * 2))
+    assert not policy.allowed(100), "far slower in a thread is slow"
+
+
 def test_a_fast_refusal_proves_nothing_but_a_slow_one_still_counts() -> None:
     from sigserve.server.inline import InlinePolicy, Timing
 

@@ -30,6 +30,11 @@ class InlinePolicy:
     bounds it (`MAX_THREAD_WALL_SECONDS` in a thread, `MAX_INLINE_WALL_SECONDS` inline), so a
     model that waits on I/O or on its own threads stays in threads.
 
+    Threads running side by side also inflate each other's CPU time: a gradient-boosted model
+    that costs 1 ms inline used 4-5 ms per request in four scoring threads. So a request in a
+    thread that used more than `MAX_CPU_SECONDS` but at most `MAX_CONTENDED_CPU_SECONDS` proves
+    nothing either way; otherwise such a model would stay in threads because it is in threads.
+
     `warmup` fast requests in a row switch inline scoring on; one slow request switches it off,
     so a model that turns slow holds the event loop (and `/ping`) for one request. A slow inline
     request also doubles the next warm-up and a long fast streak halves it again, so a model
@@ -40,6 +45,7 @@ class InlinePolicy:
     MAX_CPU_SECONDS = 0.005
     MAX_INLINE_WALL_SECONDS = 0.010
     MAX_THREAD_WALL_SECONDS = 0.050
+    MAX_CONTENDED_CPU_SECONDS = 0.020
     WARMUP = 16
     MAX_WARMUP = 4096
 
@@ -60,8 +66,17 @@ class InlinePolicy:
         fast = timing.cpu_seconds <= self.MAX_CPU_SECONDS and timing.wall_seconds <= wall_limit
         if fast and not timing.succeeded:
             return
+        if not fast and self._inconclusive(timing):
+            return
         with self._lock:  # scoring threads and the event loop record concurrently
             self._record(timing, fast)
+
+    def _inconclusive(self, timing: Timing) -> bool:
+        return (
+            not timing.inline
+            and timing.cpu_seconds <= self.MAX_CONTENDED_CPU_SECONDS
+            and timing.wall_seconds <= self.MAX_THREAD_WALL_SECONDS
+        )
 
     def _record(self, timing: Timing, fast: bool) -> None:
         if fast:

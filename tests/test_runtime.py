@@ -265,18 +265,24 @@ def thread_pools_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("extra", "env", "threads"), [
-    ((), {"OMP_NUM_THREADS": ""}, 1),
-    (("--native-threads", "2", "-w", "2"), {}, 2),
-    ((), {"OMP_NUM_THREADS": "2"}, 2),
-], ids=["one_by_default", "flag_in_forked_workers", "omp_num_threads_kept"])
+@pytest.mark.parametrize(("extra", "env", "pools"), [
+    ((), {"OMP_NUM_THREADS": ""}, {"openmp": 1, "blas": 1}),
+    (("--native-threads", "2"), {}, {"openmp": 2, "blas": 2}),
+    ((), {"OMP_NUM_THREADS": "2,1"}, {"openmp": 2, "blas": 2}),
+    ((), {"OMP_NUM_THREADS": "", "OPENBLAS_NUM_THREADS": "2"}, {"openmp": 1, "blas": 2}),
+    (("--native-threads", "2", "-w", "2"), {}, {"openmp": 1, "blas": 1}),
+], ids=["one_by_default", "flag", "omp_num_threads_kept", "blas_setting_kept", "one_with_forked_workers"])
 def test_native_thread_pools_are_sized_per_worker(thread_pools_model: str, extra: tuple, env: dict,
-                                                  threads: int) -> None:
-    """OpenMP and BLAS pools as the scoring thread sees them: one thread unless asked otherwise."""
+                                                  pools: dict) -> None:
+    """The pools as the scoring thread sees them, past the inline warm-up: one thread unless asked.
+    Forked workers always get one; the model has run OpenMP in the master before the fork."""
     with SigserveServer(thread_pools_model, *extra, env=env) as server:
-        response = server.post({"inputs": [1]})
-        assert response.status_code == 200, response.text
-        assert response.json()["predictions"] == {"openmp": threads, "blas": threads}
+        for _ in range(40):
+            response = server.post({"inputs": [1]}, timeout=10)
+            assert response.status_code == 200, response.text
+            assert response.json()["predictions"] == pools
+        if "-w" in extra:
+            assert "--native-threads 2 ignored with 2 workers" in server.log()
 
 
 @pytest.mark.parametrize(("env", "message"), [

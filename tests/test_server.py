@@ -141,10 +141,10 @@ def test_unknown_route_and_method(echo: SigserveServer) -> None:
     assert httpx.get(echo.url + "/invocations").status_code == 405
 
 
-def _timing(cpu: float, wall: float | None = None, inline: bool = False, size: int = 100):
+def _timing(cpu: float, wall: float | None = None, inline: bool = False, size: int = 100, contended: bool = False):
     from sigserve.server.inline import Timing
 
-    return Timing(size, cpu, cpu if wall is None else wall, inline)
+    return Timing(size, cpu, cpu if wall is None else wall, inline, contended=contended)
 
 
 def test_inline_policy_needs_a_fast_streak_and_one_slow_request_resets_it() -> None:
@@ -185,11 +185,12 @@ def test_inline_policy_judges_cpu_time_but_bounds_wall_time() -> None:
     assert not policy.allowed(100)
 
 
-def test_a_moderately_slow_request_in_a_thread_neither_proves_nor_resets() -> None:
-    """Scoring threads inflate each other's CPU time; only inline or far slower runs say slow."""
+def test_a_moderately_slow_request_in_a_busy_thread_neither_proves_nor_resets() -> None:
+    """Scoring threads inflate each other's CPU time; inline, alone, or far slower runs say slow."""
     from sigserve.server.inline import InlinePolicy
 
-    contended = _timing((InlinePolicy.MAX_CPU_SECONDS + InlinePolicy.MAX_CONTENDED_CPU_SECONDS) / 2)
+    moderate = (InlinePolicy.MAX_CPU_SECONDS + InlinePolicy.MAX_CONTENDED_CPU_SECONDS) / 2
+    contended = _timing(moderate, contended=True)
     policy = InlinePolicy()
     for _ in range(InlinePolicy.WARMUP - 1):
         policy.record(_timing(0.0001))
@@ -201,8 +202,13 @@ def test_a_moderately_slow_request_in_a_thread_neither_proves_nor_resets() -> No
     assert not policy.allowed(100), "inline, the same CPU time is slow"
     for _ in range(2 * InlinePolicy.WARMUP):
         policy.record(_timing(0.0001))
-    policy.record(_timing(InlinePolicy.MAX_CONTENDED_CPU_SECONDS * 2))
+    policy.record(_timing(InlinePolicy.MAX_CONTENDED_CPU_SECONDS * 2, contended=True))
     assert not policy.allowed(100), "far slower in a thread is slow"
+    for _ in range(4 * InlinePolicy.WARMUP):
+        policy.record(_timing(0.0001))
+    assert policy.allowed(100)
+    policy.record(_timing(moderate))
+    assert not policy.allowed(100), "alone in its thread, nothing inflated it: slow"
 
 
 def test_a_fast_refusal_proves_nothing_but_a_slow_one_still_counts() -> None:

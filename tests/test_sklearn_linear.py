@@ -32,7 +32,12 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from sigserve.model.loaders.sklearn import SklearnModel
-from sigserve.model.loaders.sklearn_linear import PROBE_DTYPES, _regress, _reproduces, linear_predictor
+from sigserve.model.loaders.sklearn_linear import (
+    PROBE_DTYPES,
+    _regress,
+    _reproduces,
+    linear_predictor,
+)
 
 N_FEATURES = 5
 
@@ -137,23 +142,59 @@ def test_a_declined_input_gets_sklearns_own_error() -> None:
         model.predict(np.array([[np.nan, 1.0, 2.0, 3.0, 4.0]]))
 
 
-def test_a_frame_with_the_fitted_feature_names_is_predicted_directly_and_identically() -> None:
+def test_a_frame_with_the_fitted_feature_names_is_predicted_in_closed_form_and_identically() -> None:
     X, y = _classification(3)
     columns = [f"f{i}" for i in range(N_FEATURES)]
     frame = pd.DataFrame(X, columns=columns)
     estimator = LogisticRegression(max_iter=1000).fit(frame, y)
     model = SklearnModel(estimator)
-    assert np.array_equal(model.predict(frame), estimator.predict(frame))
+    assert model.closed_form
+    expected = estimator.predict(frame)
+    assert np.array_equal(model.predict(frame), expected)
+    estimator.coef_ = -estimator.coef_  # only sklearn's own predict reads the attribute again
+    assert not np.array_equal(estimator.predict(frame), expected)
+    assert np.array_equal(model.predict(frame), expected), "answered by the formula proven at load"
     reordered = frame[columns[::-1]]  # not the fitted order: sklearn's own checks apply
     with pytest.raises(ValueError, match="feature names"):
         model.predict(reordered)
 
 
+class _ShiftedScores(LogisticRegression):
+    """A user's subclass that changes the scores behind an inherited `predict`."""
+
+    def decision_function(self, X):
+        return super().decision_function(X) + 1.0
+
+
+def test_a_subclass_that_changes_the_scores_keeps_its_own_predict() -> None:
+    X, y = _classification(3)
+    estimator = _ShiftedScores(max_iter=1000).fit(X, y)
+    assert linear_predictor(estimator) is None
+    assert not SklearnModel(estimator).closed_form
+
+
+def test_a_model_fitted_on_float32_is_predicted_in_closed_form_identically() -> None:
+    X, y = make_regression(n_samples=200, n_features=N_FEATURES, noise=1.0, random_state=0)
+    estimator = Ridge().fit(X.astype(np.float32), y.astype(np.float32))
+    predictor = linear_predictor(estimator)
+    assert predictor is not None
+    values = X[:9].astype(np.float32)
+    assert np.array_equal(predictor(values), estimator.predict(values))
+
+
+def test_a_wide_model_is_probed_with_fewer_rows_and_still_proven() -> None:
+    X, y = make_regression(n_samples=50, n_features=50_000, random_state=0)
+    estimator = Ridge().fit(X, y)
+    predictor = linear_predictor(estimator)
+    assert predictor is not None
+    assert np.array_equal(predictor(X[:3]), estimator.predict(X[:3]))
+
+
 def test_the_load_time_check_refuses_a_formula_off_by_one_ulp() -> None:
     estimator = DIRECT["linear_regression"]
-    exact = lambda values: _regress(estimator.coef_, estimator.intercept_, values)  # noqa: E731
+    exact = lambda values: _regress(estimator.coef_, estimator.intercept_, values)
     assert _reproduces(estimator.predict, exact, N_FEATURES)
-    off_by_one_ulp = lambda values: np.nextafter(exact(values), np.inf)  # noqa: E731
+    off_by_one_ulp = lambda values: np.nextafter(exact(values), np.inf)
     assert not _reproduces(estimator.predict, off_by_one_ulp, N_FEATURES)
 
 

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sigserve.codecs import Nested, Table, decode
-from sigserve.codecs.tables import object_column, table_from_rows
+from sigserve.codecs.tables import object_column, table_from_records, table_from_rows
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.enforce.columns import build_frame, convert_column, enforce_columns
 from sigserve.enforce.values import Target, convert_untyped
@@ -771,3 +771,9 @@ def test_a_row_that_does_not_fit_is_named(rows: list[Any], message: str) -> None
     with pytest.raises(BadRequest) as info:
         table_from_rows(rows, None, "data")
     assert info.value.message == message
+
+
+def test_a_record_that_is_not_an_object_is_named() -> None:
+    with pytest.raises(BadRequest) as info:
+        table_from_records([{"a": 1}, "a"], "dataframe_records")
+    assert info.value.message == "dataframe_records: record 1 is a string, expected an object"

@@ -25,7 +25,11 @@ from sigserve.model.source import resolve
 from sigserve.registry.cache import CACHE_DIR_ENV
 from sigserve.registry_cli import add_registry_commands, run_registry_command
 from sigserve.scoring import Scorer
-from sigserve.server.native_threads import default_native_threads, limit_native_threads
+from sigserve.server.native_threads import (
+    default_native_threads,
+    limit_native_threads,
+    threads_for,
+)
 from sigserve.server.settings import ServerSettings
 
 DEFAULT_RELOAD_SECONDS = 30.0
@@ -94,9 +98,9 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         help="the model name KServe V2 clients use in /v2/models/<name> (default "
                              "$SIGSERVE_MODEL_NAME, else the registered name or the directory name)")
     parser.add_argument("--native-threads", type=int, default=_env("NATIVE_THREADS", default_native_threads()),
-                        help="threads each native thread pool (OpenMP, BLAS) of a worker may use per "
-                             "predict call; raise it for large batches on otherwise idle cores "
-                             "(default $SIGSERVE_NATIVE_THREADS, $OMP_NUM_THREADS, else 1)")
+                        help="threads each native thread pool (OpenMP, BLAS) may use per predict call "
+                             "with one worker; raise it for large batches on otherwise idle cores. With "
+                             "several workers it is 1 (default $SIGSERVE_NATIVE_THREADS, $OMP_NUM_THREADS, else 1)")
     parser.add_argument("--batch-max-size", type=int, default=_env("BATCH_MAX_SIZE", 0),
                         help="merge concurrent requests into one predict call of up to this many "
                              "rows (default $SIGSERVE_BATCH_MAX_SIZE, else 0: off; only for models "
@@ -222,7 +226,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
     metrics = Metrics()
-    limit_native_threads(args.native_threads)
+    native_threads = threads_for(args.native_threads, args.workers)
+    limit_native_threads(native_threads)
     manager = ModelManager(load_servable(_resolve(args), strict_warm_up=False), metrics)
     poller = None
     if args.reload_interval > 0 and alias_of(args.model_uri):
@@ -240,7 +245,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("sigserve").info(
         "serving %s (%s/%s) on http://%s:%d (%d worker%s, %d native thread%s each)%s",
         args.model_uri, manager.current.name, manager.current.version, args.host, args.port, args.workers,
-        "" if args.workers == 1 else "s", args.native_threads, "" if args.native_threads == 1 else "s",
+        "" if args.workers == 1 else "s", native_threads, "" if native_threads == 1 else "s",
         f", polling the registry every {args.reload_interval:g}s" if poller else "",
     )
     run_server(app, args.host, args.port, args.workers, args.log_level)

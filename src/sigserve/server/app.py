@@ -216,7 +216,7 @@ class ScoringApp:
     def _timed_score(self, servable: Servable, prepare: PrepareFn, body: bytes, inline: bool) -> Scored:
         """Scoring time alone, without queueing: what decides whether requests run inline."""
         wall_started, cpu_started = time.perf_counter(), time.thread_time()
-        succeeded = False
+        succeeded, contended = False, self.running > 1
         try:
             scorer = servable.scorer
             scored = scorer.run(prepare(scorer, body))
@@ -224,7 +224,8 @@ class ScoringApp:
             return scored
         finally:
             cpu, wall = time.thread_time() - cpu_started, time.perf_counter() - wall_started
-            self.inline.record(Timing(len(body), cpu, wall, inline, succeeded))
+            contended = contended or self.running > 1
+            self.inline.record(Timing(len(body), cpu, wall, inline, succeeded, contended))
 
     async def _score_batched(self, servable: Servable, prepare: PrepareFn, body: bytes) -> Scored:
         assert self.batcher is not None

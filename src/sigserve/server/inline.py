@@ -20,6 +20,7 @@ class Timing:
     wall_seconds: float
     inline: bool
     succeeded: bool = True
+    contended: bool = False  # other scoring work was running at the same time
 
 
 class InlinePolicy:
@@ -31,9 +32,10 @@ class InlinePolicy:
     model that waits on I/O or on its own threads stays in threads.
 
     Threads running side by side also inflate each other's CPU time: a gradient-boosted model
-    that costs 1 ms inline used 4-5 ms per request in four scoring threads. So a request in a
-    thread that used more than `MAX_CPU_SECONDS` but at most `MAX_CONTENDED_CPU_SECONDS` proves
-    nothing either way; otherwise such a model would stay in threads because it is in threads.
+    that costs 1.1 ms inline averaged 4.5 ms per request in four scoring threads, many over the
+    limit. So a request that ran in a thread next to other scoring work and used more than
+    `MAX_CPU_SECONDS` but at most `MAX_CONTENDED_CPU_SECONDS` proves nothing either way;
+    otherwise such a model would stay in threads because it is in threads.
 
     `warmup` fast requests in a row switch inline scoring on; one slow request switches it off,
     so a model that turns slow holds the event loop (and `/ping`) for one request. A slow inline
@@ -61,7 +63,7 @@ class InlinePolicy:
 
     def record(self, timing: Timing) -> None:
         """A refusal proves nothing about scoring, so only a success counts as fast; a slow
-        failure still counts as slow."""
+        failure still counts as slow, unless it is inconclusive."""
         wall_limit = self.MAX_INLINE_WALL_SECONDS if timing.inline else self.MAX_THREAD_WALL_SECONDS
         fast = timing.cpu_seconds <= self.MAX_CPU_SECONDS and timing.wall_seconds <= wall_limit
         if fast and not timing.succeeded:
@@ -73,7 +75,8 @@ class InlinePolicy:
 
     def _inconclusive(self, timing: Timing) -> bool:
         return (
-            not timing.inline
+            timing.contended
+            and not timing.inline
             and timing.cpu_seconds <= self.MAX_CONTENDED_CPU_SECONDS
             and timing.wall_seconds <= self.MAX_THREAD_WALL_SECONDS
         )

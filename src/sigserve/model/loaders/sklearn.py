@@ -39,7 +39,9 @@ class SklearnModel:
             method = getattr(estimator, name, None)
             if method is not None:
                 setattr(self, name, self._input.wrap(method))
-        self.predict = self._input.wrap(estimator.predict, linear_predictor(estimator))
+        closed_form = linear_predictor(estimator)
+        self.closed_form = closed_form is not None
+        self.predict = self._input.wrap(estimator.predict, closed_form)
 
     def get_raw_model(self) -> Any:
         return self.estimator

@@ -63,4 +63,4 @@ def limit_native_threads(threads: int) -> None:
     except ImportError:
         logger.debug("threadpoolctl is not installed: libraries already loaded keep their thread pools")
         return
-    threadpool_limits(threads, user_api=None if not user_set_blas else "openmp")
+    threadpool_limits(threads, user_api="openmp" if user_set_blas else None)

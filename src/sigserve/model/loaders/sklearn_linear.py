@@ -110,7 +110,9 @@ def _reproduces(predict: Callable[[np.ndarray], Any], formula: Formula, n_featur
     """Exactly the same values and dtype as the estimator, for every dtype, both memory layouts
     (frames hand over column-major arrays) and a few batch sizes."""
     rng = np.random.default_rng(0)
-    for rows in [rows for rows in PROBE_ROWS if rows == 1 or rows * n_features <= MAX_PROBE_CELLS]:
+    for rows in PROBE_ROWS:
+        if rows > 1 and rows * n_features > MAX_PROBE_CELLS:
+            break
         sample = rng.standard_normal((rows, n_features)) * rng.choice([0.1, 1.0, 10.0, 1000.0], size=n_features)
         for dtype, layout in itertools.product(PROBE_DTYPES, (np.ascontiguousarray, np.asfortranarray)):
             values = layout(sample.astype(dtype))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from sigserve.codecs.arrow import arrow_table
+from sigserve.codecs.arrow_memory import arrow_reader
 from sigserve.codecs.base import Decoded
 from sigserve.errors import BadRequest
 from sigserve.model.schema import DataType, Schema
@@ -55,7 +54,7 @@ class CsvDecoder:
 
 
 def _read(body: bytes, types: dict[str, pa.DataType]) -> pa.Table:
-    return pacsv.read_csv(io.BytesIO(body), convert_options=_options(types))
+    return pacsv.read_csv(arrow_reader(body), convert_options=_options(types))
 
 
 def _read_integral_floats(body: bytes, types: dict[str, pa.DataType]) -> pa.Table:
@@ -91,7 +90,7 @@ def _conversion_error(body: bytes, types: dict[str, pa.DataType]) -> BadRequest 
     """Re-read the typed columns as text to name the column, row and value that failed."""
     as_text = {name: pa.string() for name in types}
     try:
-        table = pacsv.read_csv(io.BytesIO(body), convert_options=_options(as_text))
+        table = pacsv.read_csv(arrow_reader(body), convert_options=_options(as_text))
     except (pa.ArrowException, UnicodeDecodeError, KeyError):
         return None
     for name, arrow_type in types.items():

@@ -8,7 +8,6 @@ unusual (strings, nulls, nested lists, ragged rows) falls back to the general pa
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from sigserve.codecs.arrow_memory import arrow_reader
 
 MIN_DATA_BYTES = 128 * 1024
 _DATA_ARRAY = re.compile(rb'"data"\s*:\s*(\[[\d\s.,eE+\-\[\]]*\])')
@@ -67,7 +68,7 @@ def _read_grid(array_text: bytes) -> NumericGrid | None:
     if b"[" in rows or b"]" in rows or not _is_json_numbers(rows):
         return None
     try:
-        table = pacsv.read_csv(io.BytesIO(rows), read_options=_READ)
+        table = pacsv.read_csv(arrow_reader(rows), read_options=_READ)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     columns = []

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,6 +168,9 @@ def save_pyfunc(path: Path, python_model: Any, signature: Any) -> Path:
     return path
 
 
+_PORT_TAKEN = re.compile(r"(?i)address already in use|connection in use")
+
+
 class SigserveServer:
     """A real `sigserve serve` process on a free loopback port."""
 
@@ -178,19 +183,23 @@ class SigserveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sigserve-test-{self.port}.log"
+        self.log_path = Path(tempfile.mkdtemp(prefix="sigserve-test-")) / "server.log"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "sigserve", "serve", "-m", self.model_path,
                 "-h", "127.0.0.1", "-p", str(self.port), *self.extra]
 
-    def start(self, timeout: float = 60.0) -> SigserveServer:
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        env=self.env, cwd=self.cwd, start_new_session=True)
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> SigserveServer:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            env=self.env, cwd=self.cwd, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if attempts > 1 and _PORT_TAKEN.search(self.log()):  # another process took the free port
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    return self.start(timeout, attempts - 1)
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.url + "/ping", timeout=1.0).status_code == 200:

@@ -173,7 +173,7 @@ def test_a_lone_request_waits_about_max_wait(models) -> None:
     elapsed = time.perf_counter() - started
 
     assert_same(got, model.predict(model_input, params))
-    assert 0.1 <= elapsed < 0.2 + 2.0
+    assert 0.1 <= elapsed < 0.2 + 10.0
 
 
 def test_a_full_batch_does_not_wait_for_max_wait(models) -> None:
@@ -225,7 +225,7 @@ def test_a_bad_row_fails_only_its_own_request(batch_models) -> None:
 
     assert_all_same(got, alone(model, requests))
     assert isinstance(got[2], ValueError) and "negative x: [-3.0]" in str(got[2])
-    assert counted.rows == [7, 1, 1, 1, 1, 1, 2]  # the merged try, then each alone
+    assert counted.rows[0] == 7 and sorted(counted.rows[1:]) == [1, 1, 1, 1, 1, 2]  # the merged try, then each alone
     assert (batcher.batches_run, batcher.requests_batched, batcher.fallbacks) == (1, 6, 1)
 
 
@@ -323,11 +323,12 @@ def test_cancelled_waiters_do_not_break_the_others(batch_models) -> None:
     requests = [x_rows(model, x) for x in range(7)]
     want = alone(model, requests)
     counted = Counted(model)
-    batcher = MicroBatcher(max_size=4, max_wait_seconds=0.2)
+    batcher = MicroBatcher(max_size=4, max_wait_seconds=2.0)
 
     async def run() -> list[Any]:
         tasks = [asyncio.ensure_future(batcher.predict(counted.model, *request)) for request in requests]
-        await asyncio.sleep(0.1)  # the first four are predicting, the last three still waiting
+        while not counted.rows:  # the first four are predicting (0.3 s), the last three still waiting
+            await asyncio.sleep(0.005)
         tasks[1].cancel()
         tasks[5].cancel()
         answers = await asyncio.gather(*tasks, return_exceptions=True)
@@ -347,7 +348,7 @@ def test_cancelled_waiters_do_not_break_the_others(batch_models) -> None:
 def test_a_batch_whose_waiters_all_left_is_not_predicted(batch_models) -> None:
     model = load_model(batch_models["slow_double"])
     counted = Counted(model)
-    batcher = MicroBatcher(max_size=64, max_wait_seconds=0.1)
+    batcher = MicroBatcher(max_size=64, max_wait_seconds=1.0)
 
     async def run() -> None:
         tasks = [asyncio.ensure_future(batcher.predict(counted.model, *x_rows(model, x))) for x in (1.0, 2.0)]
@@ -355,7 +356,7 @@ def test_a_batch_whose_waiters_all_left_is_not_predicted(batch_models) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(1.2)
 
     asyncio.run(run())
 

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, free_port
+from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, free_port, wait_for
 
 IRIS_ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
 ADMIN, ADMIN_PASSWORD = "admin", "sigserve-test-admin-pw-2026"
@@ -489,9 +489,9 @@ def test_read_timeout_is_retried_then_reported(registry, proxy, monkeypatch) -> 
     started = time.monotonic()
     with pytest.raises(ModelNotFound) as failure:
         RestRegistry(proxy.url).find_version(RegisteredModelRef("churn", version="1"))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
     assert "ReadTimeout" in failure.value.message and "after 4 attempts" in failure.value.message
-    assert len(proxy.paths("/mlflow/model-versions/get")) == 4
+    assert wait_for(lambda: len(proxy.paths("/mlflow/model-versions/get")) == 4, 5)
 
 
 def test_serves_an_alias_without_mlflow(registry, tmp_path) -> None:
@@ -548,7 +548,7 @@ def test_server_down_is_one_line_after_bounded_retries(tmp_path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     error = one_line_error(sigserve("info", "-m", "models:/churn/1", "--registry-uri", url, cache=tmp_path))
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
     assert "Cannot reach the MLflow tracking server" in error and url in error and "after 4 attempts" in error
 
 

@@ -101,6 +101,7 @@ def test_alias_move_flips_every_worker_without_a_failed_request(registered: str,
 
         registry("alias", "set", "--registry-uri", registered, "--name", NAME, "--alias", "champion", "--version", "2")
         assert wait_for(lambda: load.settled_on(f"{NAME}/2"), 60), load.versions[-20:]
+        assert wait_for(lambda: server.log().count(f"now serving {NAME}/2") >= int(workers), 30), "each worker polls alone"
         metadata = httpx.get(server.url + "/metadata").json()
         assert (metadata["version"], metadata["alias"]) == ("2", "champion")
         assert httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-alias"] == "champion"
@@ -162,8 +163,15 @@ def test_a_replacement_worker_starts_on_the_version_the_alias_points_to_now(regi
         workers = children_of(server.process.pid)
         os.kill(min(workers), signal.SIGKILL)
         assert wait_for(lambda: len(kids := children_of(server.process.pid)) == 2 and kids != workers, 30)
-        seen = {httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-version"] for _ in range(40)}
-        assert f"{NAME}/2" in seen, "the replacement worker serves what the alias points to"
+        answered: list[str] = []
+
+        def version_2_answered() -> bool:  # the replacement polls, loads, then accepts connections
+            answer = httpx.post(server.url + "/invocations", json=ONE_ROW)
+            assert answer.status_code == 200, answer.text
+            answered.append(answer.headers["x-model-version"])
+            return answered[-1] == f"{NAME}/2"
+
+        assert wait_for(version_2_answered, 60, every=0.05), f"the replacement worker serves what the alias points to: {set(answered)}"
 
 
 def test_a_version_whose_predictions_cannot_be_encoded_is_refused_once(registered: str, tmp_path) -> None:

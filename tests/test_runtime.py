@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -95,7 +94,7 @@ def test_saturated_worker_answers_503_with_retry_after(models, tmp_path) -> None
     env = {"SIGSERVE_TEST_STARTED_MARKER": str(marker)}
     with SigserveServer(models["slow"], "--max-concurrency", "1", env=env) as server:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            slow = pool.submit(server.post, {"dataframe_split": {"columns": ["x"], "data": [[1.5]]}})
+            slow = pool.submit(server.post, {"dataframe_split": {"columns": ["x"], "data": [[5.0]]}})
             assert wait_for(marker.exists, 20)
             busy = server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}})
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
@@ -115,8 +114,7 @@ def test_sigterm_drains_in_flight_requests_before_exit(models, tmp_path, workers
         body = {"dataframe_split": {"columns": ["x"], "data": [[1.5]]}}
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             answers = [pool.submit(server.post, body) for _ in range(4)]
-            assert wait_for(marker.exists, 20)
-            time.sleep(0.3)  # every request has been sent and is being scored
+            assert wait_for(lambda: marker.exists() and marker.read_text().count("started") == 4, 20)
             os.kill(server.process.pid, signal.SIGTERM)
             statuses = [answer.result().status_code for answer in answers]
         assert statuses == [200] * 4
@@ -179,9 +177,11 @@ def test_workers_share_one_load_are_replaced_when_killed_and_metrics_add_up(mode
             assert httpx.post(server.url + "/invocations", json=ONE_ROW).status_code == 200
         assert server.log().count("loaded ") == 1, "a replacement worker forks from the loaded master"
 
-        samples = metric_samples(server.url)
-        assert total(samples, "sigserve_requests_total", status="200") == 30, "counters of every worker, dead ones too"
-        assert total(samples, "sigserve_model_info", name="sklearn_skops") >= 1
+        def requests_counted() -> float:  # a worker counts a request just after answering it
+            return total(metric_samples(server.url), "sigserve_requests_total", status="200")
+
+        assert wait_for(lambda: requests_counted() == 30, 10), f"{requests_counted()} counted: every worker's, dead ones too"
+        assert total(metric_samples(server.url), "sigserve_model_info", name="sklearn_skops") >= 1
 
 
 # --------------------------------------------------------------------------- micro-batching
@@ -243,9 +243,10 @@ def test_a_batched_request_takes_one_scoring_slot(models, tmp_path) -> None:
     env = {"SIGSERVE_TEST_STARTED_MARKER": str(marker)}
     server = SigserveServer(models["slow"], "--max-concurrency", "2", "--batch-max-size", "1", env=env)
     with server, concurrent.futures.ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(server.post, {"dataframe_split": {"columns": ["x"], "data": [[1.5]]}})
+        slow = pool.submit(server.post, {"dataframe_split": {"columns": ["x"], "data": [[5.0]]}})
         assert wait_for(marker.exists, 20)
         assert server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}}).status_code == 200
+        assert not slow.done(), "the second request was scored while the batched one held its slot"
         assert slow.result().status_code == 200
 
 

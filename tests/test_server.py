@@ -87,7 +87,7 @@ def _ping_during_slow_prediction(server: SigserveServer, marker) -> None:
     results: list[int] = []
 
     def slow_request() -> None:
-        results.append(server.post({"dataframe_split": {"columns": ["x"], "data": [[3.0]]}}).status_code)
+        results.append(server.post({"dataframe_split": {"columns": ["x"], "data": [[6.0]]}}).status_code)
         finished.set()
 
     worker = threading.Thread(target=slow_request)
@@ -111,8 +111,8 @@ def _wait_for(marker) -> bool:
 
 
 def test_request_timeout_is_504_and_the_server_recovers(models) -> None:
-    with SigserveServer(models["slow"], "-t", "1") as server:
-        response = server.post({"dataframe_split": {"columns": ["x"], "data": [[4.0]]}})
+    with SigserveServer(models["slow"], "-t", "2") as server:
+        response = server.post({"dataframe_split": {"columns": ["x"], "data": [[5.0]]}})
         assert response.status_code == 504
         assert response.json()["error_code"] == "TIMEOUT"
         quick = server.post({"dataframe_split": {"columns": ["x"], "data": [[0.0]]}})

@@ -119,12 +119,12 @@ class ModelManager:
     def swap(self, servable: Servable) -> None:
         previous, self.current = self.current, servable
         self._retired = True
+        if self.events is not None:  # counted before logged, so a log line implies its metric
+            self.events.model_loaded(servable.name, servable.version, servable.alias, servable.load_seconds)
+            self.events.reload_succeeded()
         logger.info(
             "now serving %s/%s (was %s/%s)", servable.name, servable.version, previous.name, previous.version
         )
-        if self.events is not None:
-            self.events.model_loaded(servable.name, servable.version, servable.alias, servable.load_seconds)
-            self.events.reload_succeeded()
         for listener in self._swap_listeners:
             listener(servable)
 
@@ -167,9 +167,9 @@ class ReloadPoller:
         try:
             self.poll_once()
         except Exception:
-            logger.exception("registry poll for %s failed unexpectedly", self.uri)
             if self.manager.events is not None:
                 self.manager.events.registry_error()
+            logger.exception("registry poll for %s failed unexpectedly", self.uri)
 
     def poll_once(self) -> bool:
         """One poll; True when a new version was swapped in."""
@@ -178,9 +178,9 @@ class ReloadPoller:
         try:
             resolved = resolve(self.uri, self.registry)
         except SigserveError as exc:
-            logger.warning("registry poll for %s failed; still serving the current model: %s", self.uri, exc.message)
             if events is not None:
                 events.registry_error()
+            logger.warning("registry poll for %s failed; still serving the current model: %s", self.uri, exc.message)
             return False
         identity = (resolved.name, resolved.version, str(resolved.path))
         if identity == self.manager.current.identity or identity == self._refused:
@@ -190,12 +190,12 @@ class ReloadPoller:
             servable = load_servable(resolved, strict_warm_up=True)
         except ModelLoadError as exc:
             self._refused = identity
+            if events is not None:
+                events.reload_failed("warm_up" if isinstance(exc, WarmUpFailed) else "load")
             logger.error(
                 "version %s of %s was not swapped in; still serving version %s: %s",
                 resolved.version, resolved.name, self.manager.current.version, exc.message,
             )
-            if events is not None:
-                events.reload_failed("warm_up" if isinstance(exc, WarmUpFailed) else "load")
             return False
         self.manager.swap(servable)
         return True

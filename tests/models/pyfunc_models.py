@@ -54,8 +54,9 @@ class Slow(mlflow.pyfunc.PythonModel):
         import time
 
         marker = os.environ.get("SIGSERVE_TEST_STARTED_MARKER")
-        if marker:
-            open(marker, "w").close()
+        if marker:  # one line per prediction started
+            with open(marker, "a") as started:
+                started.write("started\n")
         time.sleep(float(model_input.iloc[0, 0]))
         return np.zeros(len(model_input))
 

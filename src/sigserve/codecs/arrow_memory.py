@@ -13,7 +13,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 
-def arrow_reader(body: bytes) -> pa.BufferReader:
+def arrow_copy(body: bytes) -> pa.Buffer:
+    """Any pyarrow reader takes the returned buffer in place of a file."""
     buffer = pa.allocate_buffer(len(body))
     memoryview(buffer).cast("B")[:] = body
-    return pa.BufferReader(buffer)
+    return buffer

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from sigserve.codecs.arrow import arrow_table
-from sigserve.codecs.arrow_memory import arrow_reader
+from sigserve.codecs.arrow_memory import arrow_copy
 from sigserve.codecs.base import Decoded
 from sigserve.errors import BadRequest
 from sigserve.model.schema import DataType, Schema
@@ -41,27 +41,28 @@ class CsvDecoder:
         if not body.strip():
             raise BadRequest("Empty CSV body: expected a header line and rows")
         types = column_types(schema)
+        source = arrow_copy(body)
         try:
             try:
-                table = _read(body, types)
+                table = _read(source, types)
             except pa.ArrowInvalid:
-                table = _read_integral_floats(body, types)
+                table = _read_integral_floats(source, types)
         except pa.ArrowInvalid as exc:
-            raise _conversion_error(body, types) or BadRequest(f"Failed to parse the CSV body: {exc}") from None
+            raise _conversion_error(source, types) or BadRequest(f"Failed to parse the CSV body: {exc}") from None
         except (pa.ArrowException, UnicodeDecodeError, KeyError) as exc:
             raise BadRequest(f"Failed to parse the CSV body: {exc}") from None
         return Decoded(arrow_table(table), None, "csv")
 
 
-def _read(body: bytes, types: dict[str, pa.DataType]) -> pa.Table:
-    return pacsv.read_csv(arrow_reader(body), convert_options=_options(types))
+def _read(source: pa.Buffer, types: dict[str, pa.DataType]) -> pa.Table:
+    return pacsv.read_csv(source, convert_options=_options(types))
 
 
-def _read_integral_floats(body: bytes, types: dict[str, pa.DataType]) -> pa.Table:
+def _read_integral_floats(source: pa.Buffer, types: dict[str, pa.DataType]) -> pa.Table:
     """Integer columns written as `2.0` (as pandas reads them): read as floats, then cast back
     only if every value is integral and in range."""
     as_floats = {name: pa.float64() if pa.types.is_integer(t) else t for name, t in types.items()}
-    table = _read(body, as_floats)
+    table = _read(source, as_floats)
     for name, arrow_type in types.items():
         if pa.types.is_integer(arrow_type) and name in table.column_names:
             index = table.column_names.index(name)
@@ -86,11 +87,11 @@ def _options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
     return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
 
 
-def _conversion_error(body: bytes, types: dict[str, pa.DataType]) -> BadRequest | None:
+def _conversion_error(source: pa.Buffer, types: dict[str, pa.DataType]) -> BadRequest | None:
     """Re-read the typed columns as text to name the column, row and value that failed."""
     as_text = {name: pa.string() for name in types}
     try:
-        table = pacsv.read_csv(arrow_reader(body), convert_options=_options(as_text))
+        table = pacsv.read_csv(source, convert_options=_options(as_text))
     except (pa.ArrowException, UnicodeDecodeError, KeyError):
         return None
     for name, arrow_type in types.items():

@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from sigserve.codecs.arrow_memory import arrow_reader
+from sigserve.codecs.arrow_memory import arrow_copy
 
 MIN_DATA_BYTES = 128 * 1024
 _DATA_ARRAY = re.compile(rb'"data"\s*:\s*(\[[\d\s.,eE+\-\[\]]*\])')
@@ -68,7 +68,7 @@ def _read_grid(array_text: bytes) -> NumericGrid | None:
     if b"[" in rows or b"]" in rows or not _is_json_numbers(rows):
         return None
     try:
-        table = pacsv.read_csv(arrow_reader(rows), read_options=_READ)
+        table = pacsv.read_csv(arrow_copy(rows), read_options=_READ)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     columns = []

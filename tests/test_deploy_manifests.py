@@ -68,9 +68,13 @@ def manifest_files() -> list[Path]:
 
 
 def kustomize(path: Path) -> list[dict]:
+    """The built manifests, each validated against the Kubernetes schema."""
     out = subprocess.run([KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    docs = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    for doc in docs:
+        validate_k8s(doc, f"kubectl kustomize {path.relative_to(ROOT)}")
+    return docs
 
 
 def env_values(container: dict, config: dict[str, str] | None = None) -> dict[str, str | dict]:
@@ -183,10 +187,7 @@ def test_base_deployment_file_follows_the_container_contract():
 
 @needs_kubectl
 def test_base_builds_to_valid_manifests():
-    docs = kustomize(BASE)
-    for doc in docs:
-        validate_k8s(doc, "kubectl kustomize deploy/base")
-    kinds = by_kind(docs)
+    kinds = by_kind(kustomize(BASE))
     assert set(kinds) == {"ServiceAccount", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget"}
     deployment = kinds["Deployment"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -202,8 +203,6 @@ def test_base_builds_to_valid_manifests():
 @needs_kubectl
 def test_example_overlay_builds_to_valid_manifests():
     docs = kustomize(OVERLAY)
-    for doc in docs:
-        validate_k8s(doc, "kubectl kustomize deploy/overlays/example")
     kinds = by_kind(docs)
     assert set(kinds) == {"Namespace", "ServiceAccount", "ConfigMap", "Service", "Deployment",
                           "PodDisruptionBudget", "HorizontalPodAutoscaler", "Ingress"}

@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""Side-by-side load benchmark: `sigserve serve` vs `mlflow models serve`.
+"""Side-by-side load benchmark: `sigserve serve` vs `mlflow models serve` vs a bare floor server.
 
-One invocation builds an iris LogisticRegression (or, with `--model`, a gradient-boosted
-classifier) with real MLflow, starts both
-servers on the same model directory, checks they return identical predictions
-for every payload, then drives each with `wrk` (mlflow then sigserve, case by
-case) and prints a markdown table of throughput and p99 ratios.
+One invocation builds a model with real MLflow (an iris LogisticRegression by default; `--model`
+picks a gradient-boosted classifier, a scikit-learn pipeline over string columns, a random forest,
+xgboost, lightgbm or a PythonModel), starts the servers on the same model directory, checks they
+return identical predictions for every payload, then drives each with `wrk` (mlflow, sigserve,
+then the floor, case by case) and prints a markdown table of throughput and p99 ratios.
+
+The floor (`floor_server.py`, on by default, `--no-floor` to skip it) is a bare Starlette +
+orjson endpoint that builds the DataFrame without checks and calls the model's predict function:
+what a server costs when it does nothing but parse, predict and encode.
 
 Absolute numbers are meaningless on a small box where wrk shares the CPUs with
 the server; only the ratios are worth reading.
@@ -36,8 +40,17 @@ from typing import Any
 import pandas as pd
 
 READY_TIMEOUT_S = 120.0
-SERVERS = ("mlflow", "sigserve")
-MODELS = ("logistic_regression", "hist_gradient_boosting")
+SERVERS = ("mlflow", "sigserve", "floor")
+MODELS = ("logistic_regression", "hist_gradient_boosting", "churn_pipeline", "random_forest", "xgboost",
+          "lightgbm", "pythonmodel")
+DATASET = {  # the rows each model is trained on, and scored with
+    "logistic_regression": "iris", "hist_gradient_boosting": "iris", "churn_pipeline": "churn",
+    "random_forest": "breast_cancer", "xgboost": "breast_cancer", "lightgbm": "breast_cancer",
+    "pythonmodel": "breast_cancer",
+}
+FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor_server.py"
+PYFUNC_MODULE = Path(__file__).resolve().parent / "bench_pyfunc_model.py"
+FLOOR_TARGET_CASES = ("split_1", "split_1k")
 CASES: dict[str, tuple[str, int]] = {
     # name: (payload format, rows)
     "split_1": ("dataframe_split", 1),
@@ -73,6 +86,7 @@ class CaseResult:
     case: str
     parity_ok: bool
     parity_error: str = ""
+    floor_parity_error: str = ""  # the floor is then not timed; mlflow and sigserve still are
     runs: dict[str, WrkResult] = field(default_factory=dict)
 
 
@@ -85,48 +99,166 @@ def estimator_for(kind: str) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         return HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    if kind == "churn_pipeline":
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        preprocess = ColumnTransformer([
+            ("scale", StandardScaler(), ["tenure", "monthly_charges"]),
+            ("onehot", OneHotEncoder(handle_unknown="ignore"), ["plan", "region"]),
+        ], remainder="passthrough")  # paperless (bool) goes through as is
+        return Pipeline([("prep", preprocess), ("clf", LogisticRegression(max_iter=500))])
+    if kind == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0, n_jobs=1)
+    if kind == "xgboost":
+        import xgboost
+
+        return xgboost.XGBClassifier(n_estimators=100, max_depth=6, random_state=0)
+    if kind == "lightgbm":
+        import lightgbm
+
+        return lightgbm.LGBMClassifier(n_estimators=100, random_state=0, verbose=-1)
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(max_iter=1000)
 
 
-def build_model(root: Path, kind: str = "logistic_regression") -> Path:
-    """Save the model with real MLflow so both servers read the exact same artifact."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+def training_data(kind: str) -> tuple[pd.DataFrame, Any]:
+    dataset = DATASET[kind]
+    if dataset == "churn":
+        return churn_frame(2000, seed=7)
+    if dataset == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        return load_breast_cancer(return_X_y=True, as_frame=True)
     from sklearn.datasets import load_iris
 
-    X, y = load_iris(return_X_y=True, as_frame=True)
+    return load_iris(return_X_y=True, as_frame=True)
+
+
+def build_model(root: Path, kind: str = "logistic_regression") -> Path:
+    """Save the model with real MLflow so all servers read the exact same artifact."""
+    from mlflow.models import infer_signature
+
+    X, y = training_data(kind)
+    path = root / f"{kind}_model"
+    if kind == "pythonmodel":
+        return build_pythonmodel(path, X)
     model = estimator_for(kind).fit(X, y)
-    path = root / "iris_model"
     with warnings.catch_warnings():  # the "integer column(s)" hint is about missing values; irrelevant here
         warnings.simplefilter("ignore", UserWarning)
-        signature = infer_signature(X, y)
-    trusted = {"hist_gradient_boosting": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]}
-    mlflow.sklearn.save_model(model, str(path), signature=signature, input_example=X.head(3),
-                              skops_trusted_types=trusted.get(kind))  # we built it: trusted
+        signature = infer_signature(X, model.predict(X.head(20)))
+    # requirements given, not inferred: inference runs the model in a subprocess, ~10 s each
+    requirements = {"xgboost": ["xgboost"], "lightgbm": ["lightgbm", "scikit-learn", "skops"]}
+    common = {"signature": signature, "input_example": X.head(3),
+              "pip_requirements": requirements.get(kind, ["scikit-learn", "skops"])}
+    if kind == "xgboost":
+        import mlflow.xgboost
+
+        mlflow.xgboost.save_model(model, str(path), **common)
+    elif kind == "lightgbm":
+        import mlflow.lightgbm
+
+        mlflow.lightgbm.save_model(model, str(path), **common)
+    else:
+        import mlflow.sklearn
+
+        trusted = {"hist_gradient_boosting": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
+                   "random_forest": ["sklearn.tree._tree.Tree"]}
+        mlflow.sklearn.save_model(model, str(path), skops_trusted_types=trusted.get(kind),  # we built it: trusted
+                                  **common)
     return path
 
 
-def iris_rows(n: int, seed: int = 0) -> pd.DataFrame:
-    """Sample with replacement: iris has 150 rows and we need up to 10k, real column names kept."""
-    from sklearn.datasets import load_iris
+def build_pythonmodel(path: Path, X: pd.DataFrame) -> Path:
+    """A PythonModel with an artifact: a weighted sum of the columns, weights in an .npy file.
 
-    X = load_iris(as_frame=True).data
+    Its class lives in `bench_pyfunc_model.py`, saved with the model as `code_paths`, so every
+    server process imports it by name.
+    """
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    sys.path.insert(0, str(PYFUNC_MODULE.parent))
+    from bench_pyfunc_model import WeightedSum
+
+    weights_path = path.parent / "weights.npy"
+    np.save(weights_path, np.random.default_rng(0).normal(size=X.shape[1]))
+    model = WeightedSum()
+    model.weights = np.load(weights_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(X, model.predict(None, X.head(20)))
+    mlflow.pyfunc.save_model(str(path), python_model=model, artifacts={"weights": str(weights_path)},
+                             code_paths=[str(PYFUNC_MODULE)], signature=signature, input_example=X.head(3),
+                             pip_requirements=["mlflow", "numpy", "pandas"])
+    return path
+
+
+def churn_frame(n: int, seed: int) -> tuple[pd.DataFrame, Any]:
+    """A churn table (int64, float, two string columns and a bool) and a target that depends on
+    every column, as tests/zoo/sklearn_models.py builds it."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "tenure": rng.integers(0, 72, n).astype(np.int64),
+        "monthly_charges": rng.normal(65, 30, n).round(2),
+        "plan": rng.choice(["basic", "standard", "premium"], n),
+        "region": rng.choice(["north", "south", "east", "west"], n),
+        "paperless": rng.random(n) < 0.5,
+    })
+    score = (-0.04 * frame["tenure"] + 0.03 * frame["monthly_charges"]
+             + frame["plan"].map({"basic": 1.0, "standard": 0.0, "premium": -1.0})
+             + frame["region"].eq("south") * 0.8 + frame["paperless"] * 0.5)
+    return frame, (score + rng.normal(0, 0.5, n) > score.median()).astype(np.int64).to_numpy()
+
+
+def model_rows(kind: str, n: int, seed: int = 0) -> pd.DataFrame:
+    """Rows valid for the model's signature: fresh churn rows (same columns, dtypes and string
+    values as training), or rows sampled with replacement from the training set, real column
+    names kept (iris has 150 rows, breast_cancer 569, and we need up to 10k)."""
+    if DATASET[kind] == "churn":
+        return churn_frame(n, seed=1000 + seed)[0]
+    X, _ = training_data(kind)
     return X.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
 
 
-def make_payload(case: str) -> Payload:
+def iris_rows(n: int, seed: int = 0) -> pd.DataFrame:
+    return model_rows("logistic_regression", n, seed)
+
+
+def make_payload(case: str, kind: str = "logistic_regression") -> Payload:
     """Encode the rows the way an MLflow client would for that format."""
     fmt, rows = CASES[case]
-    df = iris_rows(rows)
+    df = model_rows(kind, rows)
     if fmt == "csv":
         return Payload(case, "text/csv", df.to_csv(index=False).encode())
+    columns = list(df.columns)
+    data = [list(row) for row in zip(*(df[c].tolist() for c in columns))]  # native Python values
     if fmt == "dataframe_split":
-        doc: dict[str, Any] = {"dataframe_split": {"columns": list(df.columns), "data": df.values.tolist()}}
+        doc: dict[str, Any] = {"dataframe_split": {"columns": columns, "data": data}}
     else:
-        doc = {"dataframe_records": df.to_dict(orient="records")}
+        doc = {"dataframe_records": [dict(zip(columns, row)) for row in data]}
     return Payload(case, "application/json", json.dumps(doc).encode())
+
+
+def sigserve_loader(model: Path) -> str:
+    """Which sigserve loader serves this model: a native one, or MLflow's (`mlflow_fallback`)."""
+    try:
+        from sigserve.model.loaders import find_loader
+        from sigserve.model.mlmodel import read_mlmodel
+
+        meta = read_mlmodel(model)
+        loader = find_loader(meta)
+        return f"{loader.__module__}.{loader.__name__} (loader_module {meta.loader_module})"
+    except Exception as exc:  # informational only
+        return f"unknown ({type(exc).__name__}: {exc})"
 
 
 # --------------------------------------------------------------------------- servers
@@ -143,6 +275,8 @@ def server_command(name: str, model: Path, port: int) -> list[str]:
     if name == "mlflow":
         return ["mlflow", "models", "serve", "-m", str(model), "-h", "127.0.0.1",
                 "-p", str(port), "-w", "1", "--env-manager", "local"]
+    if name == "floor":
+        return [sys.executable, str(FLOOR_SCRIPT), "-m", str(model), "-H", "127.0.0.1", "-p", str(port)]
     return ["sigserve", "serve", "-m", str(model), "-h", "127.0.0.1", "-p", str(port), "-w", "1",
             "--no-access-log"]
 
@@ -150,14 +284,18 @@ def server_command(name: str, model: Path, port: int) -> list[str]:
 def server_env(name: str, mlflow_access_log: bool) -> dict[str, str]:
     """MLflow 3.17 refuses pickled sklearn models without the opt-in.
 
-    Access logs are off on both sides (sigserve's `--no-access-log`; mlflow's
-    uvicorn reads UVICORN_ACCESS_LOG), so both are measured scoring, not logging.
+    Access logs are off on all sides (sigserve's `--no-access-log`; mlflow's
+    uvicorn reads UVICORN_ACCESS_LOG; the floor runs uvicorn with access_log=False), so all
+    are measured scoring, not logging. The floor loads through MLflow too, and its native
+    pools get one thread, as sigserve's do by default.
     """
     env = dict(os.environ)
-    if name == "mlflow":
+    if name in ("mlflow", "floor"):
         env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
-        if not mlflow_access_log:
-            env["UVICORN_ACCESS_LOG"] = "false"
+    if name == "mlflow" and not mlflow_access_log:
+        env["UVICORN_ACCESS_LOG"] = "false"
+    if name == "floor":
+        env["OMP_NUM_THREADS"] = "1"
     return env
 
 
@@ -240,30 +378,45 @@ def post(url: str, payload: Payload, timeout: float = 60.0) -> tuple[int, bytes]
         return err.code, err.read()
 
 
-def check_parity(urls: dict[str, str], payload: Payload) -> str:
-    """Return "" when both servers answer 200 with identical predictions, else what differed.
+def fetch_predictions(url: str, payload: Payload) -> tuple[Any, str]:
+    """(predictions, "") for a 200 with a `predictions` key, else (None, what went wrong)."""
+    try:
+        status, body = post(f"{url}/invocations", payload)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        return None, f"request failed: {exc}"
+    if status != 200:
+        return None, f"HTTP {status}: {body[:500].decode(errors='replace')}"
+    try:
+        return json.loads(body)["predictions"], ""
+    except (ValueError, KeyError, TypeError) as exc:
+        return None, f"unparseable response ({exc!r}): {body[:300].decode(errors='replace')}"
 
-    Timing a server that answers wrongly would be meaningless, so this gates the load run.
+
+def check_parity(urls: dict[str, str], payload: Payload) -> tuple[str, str]:
+    """("", "") when every server answers 200 with identical predictions, else what differed:
+    first between mlflow and sigserve, then between mlflow and the floor (if it runs).
+
+    Timing a server that answers wrongly would be meaningless, so this gates the load run:
+    a mlflow/sigserve difference skips the case, a floor difference only the floor's run.
     """
     answers: dict[str, Any] = {}
-    problems: list[str] = []
-    for name in SERVERS:
-        try:
-            status, body = post(f"{urls[name]}/invocations", payload)
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            problems.append(f"{name}: request failed: {exc}")
-            continue
-        if status != 200:
-            problems.append(f"{name}: HTTP {status}: {body[:500].decode(errors='replace')}")
-            continue
-        try:
-            answers[name] = json.loads(body)["predictions"]
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{name}: unparseable response ({exc!r}): {body[:300].decode(errors='replace')}")
-    if not problems and answers["mlflow"] != answers["sigserve"]:
-        problems.append(f"predictions differ: mlflow {str(answers['mlflow'])[:200]} "
-                        f"vs sigserve {str(answers['sigserve'])[:200]}")
-    return "; ".join(problems)
+    problems: dict[str, str] = {}
+    for name in urls:
+        answers[name], problem = fetch_predictions(urls[name], payload)
+        if problem:
+            problems[name] = problem
+    main = [f"{name}: {problems[name]}" for name in ("mlflow", "sigserve") if name in problems]
+    if not main and answers["mlflow"] != answers["sigserve"]:
+        main.append(f"predictions differ: mlflow {str(answers['mlflow'])[:200]} "
+                    f"vs sigserve {str(answers['sigserve'])[:200]}")
+    floor = ""
+    if "floor" in urls:
+        if "floor" in problems:
+            floor = f"floor: {problems['floor']}"
+        elif "mlflow" in answers and "mlflow" not in problems and answers["floor"] != answers["mlflow"]:
+            floor = (f"floor predictions differ from mlflow's: floor {str(answers['floor'])[:200]} "
+                     f"vs mlflow {str(answers['mlflow'])[:200]}")
+    return "; ".join(main), floor
 
 
 # --------------------------------------------------------------------------- wrk
@@ -393,6 +546,8 @@ def machine_info() -> dict[str, Any]:
         "mlflow": version_of("mlflow"),
         "sigserve": version_of("sigserve"),
         "scikit-learn": version_of("scikit-learn"),
+        "xgboost": version_of("xgboost"),
+        "lightgbm": version_of("lightgbm"),
         "uvicorn": version_of("uvicorn"),
         "wrk": wrk_ver[0].strip() if wrk_ver else "?",
     }
@@ -408,19 +563,50 @@ def fmt_ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} ms"
 
 
-def render_table(results: list[CaseResult]) -> str:
-    head = ("| case | mlflow req/s | sigserve req/s | ratio (sigserve/mlflow) "
-            "| mlflow p99 | sigserve p99 | p99 ratio (mlflow/sigserve) |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+def render_table(results: list[CaseResult], floor: bool = False) -> str:
+    if not floor:
+        head = ("| case | mlflow req/s | sigserve req/s | ratio (sigserve/mlflow) "
+                "| mlflow p99 | sigserve p99 | p99 ratio (mlflow/sigserve) |")
+        lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    else:
+        head = ("| case | mlflow req/s | sigserve req/s | floor req/s | sigserve/mlflow | sigserve/floor "
+                "| mlflow p99 | sigserve p99 | floor p99 | p99 ratio (mlflow/sigserve) |")
+        lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if not r.parity_ok:
-            lines.append(f"| {r.case} | skipped | skipped | parity failed | | | |")
+            lines.append(f"| {r.case} | skipped | skipped | skipped | parity failed | | | | | |" if floor
+                         else f"| {r.case} | skipped | skipped | parity failed | | | |")
             continue
         m, s = r.runs["mlflow"], r.runs["sigserve"]
+        if not floor:
+            lines.append(f"| {r.case} | {m.requests_per_sec:.1f} | {s.requests_per_sec:.1f} "
+                         f"| {fmt_ratio(s.requests_per_sec, m.requests_per_sec)} "
+                         f"| {fmt_ms(m.p99_ms)} | {fmt_ms(s.p99_ms)} | {fmt_ratio(m.p99_ms, s.p99_ms)} |")
+            continue
+        f = r.runs.get("floor")
         lines.append(f"| {r.case} | {m.requests_per_sec:.1f} | {s.requests_per_sec:.1f} "
+                     f"| {f'{f.requests_per_sec:.1f}' if f else 'floor parity failed'} "
                      f"| {fmt_ratio(s.requests_per_sec, m.requests_per_sec)} "
-                     f"| {fmt_ms(m.p99_ms)} | {fmt_ms(s.p99_ms)} | {fmt_ratio(m.p99_ms, s.p99_ms)} |")
+                     f"| {fmt_ratio(s.requests_per_sec, f.requests_per_sec if f else None)} "
+                     f"| {fmt_ms(m.p99_ms)} | {fmt_ms(s.p99_ms)} | {fmt_ms(f.p99_ms if f else None)} "
+                     f"| {fmt_ratio(m.p99_ms, s.p99_ms)} |")
     return "\n".join(lines)
+
+
+def floor_targets(results: list[CaseResult], target: float) -> list[str]:
+    """sigserve must keep `target` of the floor's throughput at 1 and 1 000 rows (split_1, split_1k)."""
+    out: list[str] = []
+    for r in results:
+        if r.case not in FLOOR_TARGET_CASES:
+            continue
+        floor, sig = r.runs.get("floor"), r.runs.get("sigserve")
+        if not r.parity_ok or floor is None or sig is None or not floor.requests_per_sec:
+            out.append(f"- {r.case}: sigserve/floor >= {target:.2f}: not measured")
+            continue
+        ratio = sig.requests_per_sec / floor.requests_per_sec
+        out.append(f"- {r.case}: sigserve/floor = {ratio:.2f} (target >= {target:.2f}): "
+                   f"{'met' if ratio >= target else 'MISSED'}")
+    return out
 
 
 def render_problems(results: list[CaseResult]) -> list[str]:
@@ -429,6 +615,8 @@ def render_problems(results: list[CaseResult]) -> list[str]:
     for r in results:
         if not r.parity_ok:
             out.append(f"- {r.case}: parity check failed: {r.parity_error}")
+        if r.floor_parity_error:
+            out.append(f"- {r.case}: floor parity check failed (floor not timed): {r.floor_parity_error}")
         for name, run in r.runs.items():
             sock = sum(run.socket_errors.values())
             if run.non_2xx or sock or run.returncode:
@@ -456,8 +644,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES), metavar="CASE",
                    help=f"subset of cases to run (default all: {' '.join(CASES)})")
     p.add_argument("--model", choices=MODELS, default=MODELS[0],
-                   help="the iris model to serve: the issue's LogisticRegression (default), or a gradient-boosted "
-                        "classifier, whose predict sigserve leaves to scikit-learn")
+                   help="the model to serve: the issue's iris LogisticRegression (default); an iris "
+                        "HistGradientBoostingClassifier; a churn Pipeline (scaler + one-hot over string columns, "
+                        "LogisticRegression); a breast-cancer RandomForestClassifier, XGBClassifier, LGBMClassifier; "
+                        "or a PythonModel (weighted sum, weights from an artifact)")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the floor server (floor_server.py: Starlette + orjson, no checks); default on")
+    p.add_argument("--floor-target", type=float, default=0.90,
+                   help="sigserve/floor throughput target at split_1 and split_1k (default 0.90)")
     p.add_argument("--json-out", type=Path, default=None, help="write machine info and results as JSON here")
     p.add_argument("--mlflow-access-log", action="store_true",
                    help="leave mlflow's per-request uvicorn access log on (stock behaviour; sigserve's stays off)")
@@ -466,14 +660,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def bench_case(payload: Payload, urls: dict[str, str], workdir: Path, args: argparse.Namespace) -> CaseResult:
-    """mlflow then sigserve, back to back, so both see the same machine conditions."""
-    error = check_parity(urls, payload)
-    result = CaseResult(payload.case, parity_ok=not error, parity_error=error)
+    """mlflow, sigserve, then the floor, back to back, so all see the same machine conditions."""
+    error, floor_error = check_parity(urls, payload)
+    result = CaseResult(payload.case, parity_ok=not error, parity_error=error, floor_parity_error=floor_error)
     if error:
         print(f"  {payload.case}: PARITY FAILED: {error}", flush=True)
         return result
+    if floor_error:
+        print(f"  {payload.case}: FLOOR PARITY FAILED (floor not timed): {floor_error}", flush=True)
     script = write_lua(workdir, payload)
-    for name in SERVERS:
+    for name in urls:
+        if name == "floor" and floor_error:
+            continue
         if args.warmup > 0:
             run_wrk(urls[name], script, args.warmup, args.connections, args.threads, args.wrk_timeout)
         run, raw = run_wrk(urls[name], script, args.duration, args.connections, args.threads, args.wrk_timeout)
@@ -495,45 +693,60 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: `{tool}` CLI not found on PATH; install it in this environment.", file=sys.stderr)
             return 2
 
+    servers = [name for name in SERVERS if name != "floor" or args.floor]
     info = machine_info()
-    print("# sigserve vs mlflow models serve\n")
+    print("# sigserve vs mlflow models serve" + (" vs floor" if args.floor else "") + "\n")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s (warmup {args.warmup:g}s), "
-          f"1 server worker each, mlflow access log {'on' if args.mlflow_access_log else 'off'}, model {args.model}")
+          f"1 server worker each, mlflow access log {'on' if args.mlflow_access_log else 'off'}, model {args.model}"
+          f"{', floor: floor_server.py (Starlette + orjson, 1 native thread)' if args.floor else ''}")
     print("note: wrk shares the CPUs with the servers; compare ratios, not absolute numbers.\n", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_vs_mlflow_"))
     procs: dict[str, subprocess.Popen] = {}
     results: list[CaseResult] = []
+    loader = floor_loader = ""
     try:
         model = build_model(workdir, args.model)
+        loader = sigserve_loader(model)
+        print(f"sigserve loader: {loader}", flush=True)
         urls: dict[str, str] = {}
         started = time.monotonic()
-        for name in SERVERS:
+        for name in servers:
             port = free_port()
             log_path = workdir / f"{name}.log"
             procs[name] = start_server(name, model, port, log_path, args.mlflow_access_log)
             urls[name] = f"http://127.0.0.1:{port}"
         for name, took in wait_all_ready(procs, urls, workdir, started).items():
             print(f"{name} ready at {urls[name]} {took:.1f}s after launch", flush=True)
+        for line in (workdir / "sigserve.log").read_text(errors="replace").splitlines():
+            if re.search(r"sigserve\.(loader|model)", line):  # what was loaded, how, and any shortcut taken
+                print(f"sigserve log: {line.strip()}", flush=True)
+        if args.floor:
+            floor_loader = next((ln for ln in (workdir / "floor.log").read_text(errors="replace").splitlines()
+                                 if ln.startswith('{"floor"')), "")
+            print(f"floor: {floor_loader}", flush=True)
         for case in args.cases:
-            results.append(bench_case(make_payload(case), urls, workdir, args))
+            results.append(bench_case(make_payload(case, args.model), urls, workdir, args))
     finally:
         for proc in procs.values():
             stop_server(proc)
         if args.keep_logs:
             print(f"\nlogs and wrk output kept in {workdir}")
 
-    print("\n" + render_table(results))
+    print("\n" + render_table(results, floor=args.floor))
+    if args.floor:
+        print("\ntargets:\n" + "\n".join(floor_targets(results, args.floor_target) or ["- none of the cases run"]))
     problems = render_problems(results)
     print("\nproblems:\n" + ("\n".join(problems) if problems else "- none (all replies 2xx, no socket errors)"))
-    for name in SERVERS:
+    for name in servers:
         tail = log_tail(workdir / f"{name}.log", 15)
         if re.search(r"Traceback|ERROR|Exception", tail):
             print(f"\n{name} log tail:\n{tail}")
 
     if args.json_out:
         doc = {"machine": info, "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+               "sigserve_loader": loader, "floor_loader": floor_loader,
                "results": [asdict(r) for r in results]}
         args.json_out.write_text(json.dumps(doc, indent=2))
         print(f"\nresults written to {args.json_out}")

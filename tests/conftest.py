@@ -22,11 +22,17 @@ warnings.filterwarnings("ignore", category=UserWarning)
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import SigserveServer, build_models  # noqa: E402
+from zoo import ZooModel, build_zoo  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ZooModel]:
+    return build_zoo(tmp_path_factory.mktemp("zoo"))
 
 
 @pytest.fixture(scope="session")

@@ -190,9 +190,17 @@ class SigserveServer:
                 "-h", "127.0.0.1", "-p", str(self.port), *self.extra]
 
     def start(self, timeout: float = 60.0, attempts: int = 3) -> SigserveServer:
+        return self.launch().wait_ready(timeout, attempts)
+
+    def launch(self) -> SigserveServer:
+        """Start the process without waiting, so several servers (and other work) boot at once."""
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                             env=self.env, cwd=self.cwd, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0, attempts: int = 3) -> SigserveServer:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -43,6 +43,8 @@ def records(row: dict[str, Any], **override: Any) -> dict[str, Any]:
 
 _DROP = object()
 STRICT = "MLflow casts JSON with astype, which is lossy; the documented rule is lossless casts only"
+SEED_BARE_SPLIT = "MLflow 1.x documented behaviour: a bare split body with plain application/json is a frame"
+LARGEST_FLOAT_BELOW_2_63 = 9223372036854774784.0  # 2**63 - 1024
 
 
 def echo_type_cases() -> list[Case]:
@@ -56,6 +58,8 @@ def echo_type_cases() -> list[Case]:
         "datetime_date_only": {"t": "2020-01-01"}, "binary_not_a_string": {"y": 5},
         "missing_required": {"i": _DROP}, "extra_column": {"zz": 1}, "float_from_int": {"f": 3},
         "double_from_big_int": {"d": 2**40},
+        "bool_from_true_string": {"b": "true"}, "bool_from_True_string": {"b": "True"},
+        "long_from_1e17": {"l": 1e17}, "long_from_largest_float_below_2**63": {"l": LARGEST_FLOAT_BELOW_2_63},
     }
     strict = {
         "int_from_1.5": ({"i": 1.5}, STRICT),
@@ -66,6 +70,16 @@ def echo_type_cases() -> list[Case]:
         "bool_from_2": ({"b": 2}, STRICT),
         "datetime_from_number": ({"t": 5}, "MLflow reads 5 as 5 ns after the epoch; the docs say ISO-8601"),
         "binary_invalid_base64": ({"y": "!!!"}, "MLflow's base64.decodebytes drops invalid characters"),
+        "long_from_2**63_float": ({"l": 2.0**63}, "MLflow wraps 2**63 around to -2**63"),
+        "long_from_minus_2**63_float": (
+            {"l": -(2.0**63)}, "JSON integers just below -2**63 reach sigserve as exactly this float"),
+    }
+    # sigserve answers 200, with another value than MLflow's or where MLflow refuses
+    lossless = {
+        "bool_from_false_string": ({"b": "false"}, "MLflow's astype(bool) makes the string 'false' True"),
+        "bool_from_FALSE_string": ({"b": "FALSE"}, "MLflow's astype(bool) makes the string 'FALSE' True"),
+        "long_from_float_string_1e17": ({"l": "1e17"}, "MLflow's int() refuses '1e17'; the number 1e17 fits"),
+        "long_from_float_string_3.0": ({"l": "3.0"}, "MLflow's int() refuses '3.0'; the number 3.0 fits"),
     }
     documented = {
         "datetime_Z": ({"t": "2020-01-01T00:00:00Z"}, "MLflow refuses the documented Z suffix"),
@@ -77,6 +91,9 @@ def echo_type_cases() -> list[Case]:
     for name, (override, why) in strict.items():
         cases.append(Case(f"echo_split_{name}", "echo", split(ROW, **override), differs=why, status=400))
         cases.append(Case(f"echo_records_{name}", "echo", records(ROW, **override), differs=why, status=400))
+    for name, (override, why) in lossless.items():
+        cases.append(Case(f"echo_split_{name}", "echo", split(ROW, **override), differs=why, status=200))
+        cases.append(Case(f"echo_records_{name}", "echo", records(ROW, **override), differs=why, status=200))
     for name, (override, why) in documented.items():
         cases.append(Case(f"echo_split_{name}", "echo", split(ROW, **override), differs=why, status=200))
     return cases
@@ -148,6 +165,15 @@ def sklearn_cases() -> list[Case]:
         Case("sklearn_seed_pandas_records", "sklearn_skops",
              json.dumps(frame.to_dict(orient="records")), "application/json; format=pandas-records",
              differs="MLflow 3 dropped the seed-era format parameter; sigserve still accepts it", status=200),
+        Case("sklearn_bare_split_plain_json", "sklearn_skops", frame.to_dict(orient="split", index=False),
+             differs=SEED_BARE_SPLIT, status=200),
+        Case("sklearn_bare_split_with_index_plain_json", "sklearn_skops", frame.to_dict(orient="split"),
+             differs=SEED_BARE_SPLIT, status=200),
+        Case("sklearn_bare_split_large_plain_json", "sklearn_skops",
+             iris_frame(6000).to_dict(orient="split", index=False), differs=SEED_BARE_SPLIT, status=200),
+        Case("sklearn_bare_records_plain_json", "sklearn_skops", frame.to_dict(orient="records")),
+        Case("sklearn_bare_split_with_params_plain_json", "sklearn_skops",
+             {**frame.to_dict(orient="split", index=False), "params": {}}),
     ]
     return cases
 
@@ -261,6 +287,24 @@ def model_cases() -> list[Case]:
             {"vec": [1.5, "2"], "obj": {"a": "1"}, "counts": {"p": 1.0}, "anything": {}}]},
              differs="number strings are accepted inside objects as in scalar columns; MLflow refuses them",
              status=200),
+        Case("complex_long_from_1e17_inside_objects", "echo_complex", {"dataframe_records": [
+            {"vec": [1.0], "obj": {"a": 1e17}, "counts": {"p": 1e17}, "anything": 1}]},
+             differs="integral floats fit long values inside objects as in scalar columns; MLflow refuses floats",
+             status=200),
+        Case("complex_bool_words_inside_values", "echo_nested_bool", {"dataframe_records": [
+            {"flags": ["true", "False"], "obj": {"on": "false", "n": 1}, "switches": {"k": "TRUE"}, "ids": [1]}]},
+             differs="'true'/'false' fit boolean values inside arrays and objects as in scalar columns; "
+                     "MLflow refuses strings there", status=200),
+        Case("complex_bool_array_word_beside_boolean", "echo_nested_bool", {"dataframe_records": [
+            {"flags": [True, "false"], "obj": {"on": True, "n": 1}, "switches": {"k": True}, "ids": [1]}]},
+             differs="MLflow's astype(bool) makes 'false' True in a mixed array", status=200),
+        Case("complex_long_array_from_1e17", "echo_nested_bool", {"dataframe_records": [
+            {"flags": [True], "obj": {"on": True, "n": 1e17}, "switches": {"k": True}, "ids": [1e17, 2]}]},
+             differs="integral floats fit long values inside arrays as in scalar columns; MLflow refuses floats",
+             status=200),
+        Case("tensor_bool_words", "echo_bool_tensor", {"inputs": ["true", "false", "FALSE"]},
+             differs="MLflow's astype(bool) makes the string 'false' True", status=200),
+        Case("tensor_2d_long_from_1e17", "echo_tensor_2d", {"inputs": [[1e17, -1e17, 2.0]]}),
         Case("complex_inputs_single_row", "echo_complex", {"inputs": {
             "vec": [1.0, 2.0], "obj": {"a": 1}, "counts": {"p": 1}, "anything": "z"}}),
         Case("nosig_split", "echo_nosig", {"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}}),
@@ -278,6 +322,33 @@ def model_cases() -> list[Case]:
 
 
 CASES = echo_type_cases() + sklearn_cases() + model_cases()
+
+
+@pytest.fixture(scope="module")
+def models(models, tmp_path_factory):
+    """The suite's models, plus two only this table uses: booleans (and longs) inside nested
+    values, and a boolean tensor."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+    from mlflow.types.schema import Array, Map, Object, Property
+
+    from helpers import save_pyfunc
+    from models import pyfunc_models
+
+    root = tmp_path_factory.mktemp("conformance_models")
+    nested = Schema([
+        ColSpec(Array("boolean"), "flags"),
+        ColSpec(Object([Property("on", "boolean"), Property("n", "long")]), "obj"),
+        ColSpec(Map("boolean"), "switches"),
+        ColSpec(Array("long"), "ids"),
+    ])
+    bool_tensor = Schema([TensorSpec(np.dtype("bool"), (-1,))])
+    return {
+        **models,
+        "echo_nested_bool": save_pyfunc(root / "echo_nested_bool", pyfunc_models.Echo(), ModelSignature(inputs=nested)),
+        "echo_bool_tensor": save_pyfunc(root / "echo_bool_tensor", pyfunc_models.Echo(), ModelSignature(inputs=bool_tensor)),
+    }
 
 
 @pytest.fixture(scope="module")

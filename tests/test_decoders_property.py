@@ -124,6 +124,8 @@ def encode(frame: pd.DataFrame, fmt: str) -> tuple[str, bytes]:
         return json_body({"dataframe_split": {"columns": list(frame.columns), "data": python_rows(frame)}})
     if fmt == "dataframe_split_large":
         return large_split_body(frame)
+    if fmt == "bare_split":  # MLflow 1.x's plain-JSON body: no format field, no format= parameter
+        return json_body({"columns": list(frame.columns), "data": python_rows(frame)})
     if fmt == "dataframe_records":
         return json_body({"dataframe_records": python_records(frame)})
     if fmt == "instances":
@@ -142,6 +144,7 @@ def encode(frame: pd.DataFrame, fmt: str) -> tuple[str, bytes]:
 FORMATS = (
     "dataframe_split",
     "dataframe_split_large",
+    "bare_split",
     "dataframe_records",
     "instances",
     "inputs",
@@ -225,6 +228,80 @@ def test_numeric_grid_fast_path_matches_general_path(case: tuple[pd.DataFrame, S
     assert numeric_grid.parse_with_numeric_grid(body) is not None  # the fast path is really taken
     expected = decode_and_enforce(frame, schema, "dataframe_split")
     assert_same_frame(decode_and_enforce(frame, schema, "dataframe_split_large"), expected, "dataframe_split_large")
+
+
+@PROPERTY_SETTINGS
+@given(case=frames(kinds=("long", "double"), min_rows=2), with_index=st.booleans())
+def test_large_bare_split_takes_the_numeric_grid_and_matches_dataframe_split(
+    case: tuple[pd.DataFrame, Schema], with_index: bool
+) -> None:
+    """The bare (seed-era) split body, padded past the fast path's threshold, plain JSON."""
+    frame, schema = case
+    _, body = large_split_body(frame)
+    body = body.replace(b'{"dataframe_split": ', b"", 1)[:-1]
+    if with_index:
+        body = body[:-1] + b', "index": ' + json.dumps(list(range(len(frame)))).encode() + b"}"
+    assert numeric_grid.parse_with_numeric_grid(body) is not None
+    decoded = decode(JSON, body, schema)
+    assert decoded.format == "pandas-split"
+    actual = enforce_input(decoded.data, schema)
+    assert_same_frame(actual, decode_and_enforce(frame, schema, "dataframe_split"), "bare_split_large")
+
+
+def _every_letter_case(draw: st.DrawFn, flag: bool) -> str:
+    word = "true" if flag else "false"
+    return "".join(c.upper() if draw(st.booleans()) else c for c in word)
+
+
+@pytest.mark.parametrize("fmt", ["dataframe_split", "bare_split", "dataframe_records", "instances", "inputs", "csv"])
+@PROPERTY_SETTINGS
+@given(case=frames(kinds=("boolean", "long", "string")), data=st.data())
+def test_boolean_words_in_any_case_are_the_booleans(fmt: str, case: tuple[pd.DataFrame, Schema], data: st.DataObject) -> None:
+    """A boolean column sent as "true"/"false" strings, each in a random letter case, gives the
+    frame its JSON booleans give, in every JSON format and in CSV."""
+    frame, schema = case
+    words = frame.copy()
+    for name in frame.columns:
+        if frame[name].dtype == np.bool_:
+            words[name] = pd.Series([_every_letter_case(data.draw, flag) for flag in frame[name]], dtype=object)
+    assert_same_frame(decode_and_enforce(words, schema, fmt), decode_and_enforce(frame, schema, "dataframe_split"), fmt)
+
+
+INTEGRAL_FLOATS = st.one_of(
+    st.floats(min_value=-(2.0**63), max_value=2.0**63, exclude_min=True, exclude_max=True).map(math.floor).map(float),
+    st.integers(min_value=53, max_value=62).map(lambda e: float(2**e)),
+    st.sampled_from([1e17, -1e17, 2.0**63 - 1024, -(2.0**63) + 1024, 0.0, -0.0]),
+)
+
+
+@pytest.mark.parametrize("fmt", ["dataframe_split", "dataframe_split_large", "bare_split", "dataframe_records",
+                                 "instances", "inputs", "csv"])
+@PROPERTY_SETTINGS
+@given(values=st.lists(INTEGRAL_FLOATS, min_size=2, max_size=20))
+def test_integral_floats_fit_a_long_column_exactly(fmt: str, values: list[float]) -> None:
+    """Any double with no fraction strictly between -2**63 and 2**63 is its integer in a long
+    column, at any magnitude (past 2**53 too), in every format."""
+    frame = pd.DataFrame({"x": pd.Series(values, dtype="float64"), "y": pd.Series([0.5] * len(values))})
+    schema = parse_schema(json.dumps([{"type": "long", "name": "x"}, {"type": "double", "name": "y"}]))
+    enforced = decode_and_enforce(frame, schema, fmt)
+    assert enforced["x"].dtype == np.int64
+    assert enforced["x"].tolist() == [int(v) for v in values]
+
+
+@pytest.mark.parametrize("fmt", ["dataframe_split", "dataframe_records", "inputs", "csv"])
+@PROPERTY_SETTINGS
+@given(values=st.lists(INTEGRAL_FLOATS, min_size=1, max_size=5), bad=st.sampled_from([2.0**63, -(2.0**63), 1e19, -1e300, 0.5]),
+       position=st.integers(min_value=0, max_value=5))
+def test_floats_outside_plus_minus_2_63_or_with_a_fraction_are_refused(
+    fmt: str, values: list[float], bad: float, position: int
+) -> None:
+    values = [*values]
+    values.insert(min(position, len(values)), bad)
+    frame = pd.DataFrame({"x": pd.Series(values, dtype="float64")})
+    schema = parse_schema(json.dumps([{"type": "long", "name": "x"}]))
+    with pytest.raises(SigserveError) as info:
+        decode_and_enforce(frame, schema, fmt)
+    assert "'x'" in info.value.message and f"row {values.index(bad)}" in info.value.message
 
 
 # --------------------------------------------------------------------------- junk never escapes

@@ -6,6 +6,7 @@ versions are real MLflow sklearn models. The load is a client thread scoring con
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -121,17 +122,30 @@ def test_alias_move_flips_every_worker_without_a_failed_request(registered: str,
     assert f"{NAME}/1" not in load.versions[first_v2 + 40 * int(workers):], "no worker stays on the old version"
 
 
-def test_a_new_version_whose_example_fails_is_refused(registered: str, models, tmp_path) -> None:
+def test_a_new_version_failing_on_its_example_is_refused(registered: str, models, tmp_path) -> None:
+    broken = tmp_path / "nan_example"
+    shutil.copytree(models["sklearn_skops"], broken)
+    example = {"dataframe_split": {"columns": IRIS, "data": [[None, 3.5, 1.4, 0.2]]}}  # fits, then sklearn raises
+    (broken / "serving_input_example.json").write_text(json.dumps(example))
+    with SigserveServer(f"models:/{NAME}@champion", "--registry-uri", registered, "--reload-interval", "0.3") as server:
+        registry("register", "--registry-uri", registered, "--name", NAME, "--path", str(broken), "--alias", "champion")
+        assert wait_for(lambda: "version 3 of churn was not swapped in" in server.log(), 60)
+        assert "fails on its own serving input example" in server.log()
+        answer = httpx.post(server.url + "/invocations", json=ONE_ROW)
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == f"{NAME}/1"
+        assert total(metric_samples(server.url), "sigserve_model_reload_failures_total", reason="warm_up") == 1
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+
+
+def test_a_new_version_whose_example_predates_its_signature_is_served(registered: str, models, tmp_path) -> None:
     stale = tmp_path / "stale_example"
     shutil.copytree(models["sklearn_skops"], stale)
     (stale / "serving_input_example.json").write_text('{"dataframe_split": {"columns": ["x"], "data": [[1]]}}')
     with SigserveServer(f"models:/{NAME}@champion", "--registry-uri", registered, "--reload-interval", "0.3") as server:
         registry("register", "--registry-uri", registered, "--name", NAME, "--path", str(stale), "--alias", "champion")
-        assert wait_for(lambda: "version 3 of churn was not swapped in" in server.log(), 60)
-        assert "serving input example does not score" in server.log()
-        answer = httpx.post(server.url + "/invocations", json=ONE_ROW)
-        assert answer.status_code == 200 and answer.headers["x-model-version"] == f"{NAME}/1"
-        assert total(metric_samples(server.url), "sigserve_model_reload_failures_total", reason="warm_up") == 1
+        assert wait_for(lambda: httpx.post(server.url + "/invocations", json=ONE_ROW).headers["x-model-version"]
+                        == f"{NAME}/3", 60), server.log()
+        assert "does not fit its signature" in server.log()
 
 
 def test_registry_gone_after_start_keeps_serving_and_is_counted(registered: str, tmp_path) -> None:
@@ -203,7 +217,7 @@ def test_a_retired_model_is_freed_after_the_swap(registered: str) -> None:
     from sigserve.server.run import freeze_startup_heap
 
     uri = f"models:/{NAME}@champion"
-    manager = ModelManager(load_servable(resolve(uri, registered), strict_warm_up=False))
+    manager = ModelManager(load_servable(resolve(uri, registered)))
     retired = weakref.ref(manager.current.scorer.model.impl.estimator)
     freeze_startup_heap()  # as before serving: the first model is frozen out of the collector's reach
     poller = ReloadPoller(uri, registered, 3600, manager)

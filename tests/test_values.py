@@ -133,6 +133,14 @@ UNTYPED_ACCEPTED = [
     ("double-numeric-strings", "double", ["1e3", "-0.5"], np.float64, [1000.0, -0.5]),
     ("boolean-true-false", "boolean", [True, False, True], np.bool_, [True, False, True]),
     ("boolean-0-1", "boolean", [0, 1, 1], np.bool_, [False, True, True]),
+    ("boolean-words-any-case", "boolean", ["true", "false", "TRUE", "False", "tRuE", "fAlSe"], np.bool_,
+     [True, False, True, False, True, False]),
+    ("boolean-words-beside-booleans-and-0-1", "boolean", [True, "false", 0, "TRUE", 1], np.bool_,
+     [True, False, False, True, True]),
+    ("long-integral-floats-past-2**53", "long", [1e17, -1e17, 2.0**53, 2.0**62], np.int64,
+     [10**17, -(10**17), 2**53, 2**62]),
+    ("long-integral-floats-past-2**53-beside-ints", "long", [1, 1e17], np.int64, [1, 10**17]),
+    ("long-integral-float-strings-past-2**53", "long", ["1e17", "-2.5e17"], np.int64, [10**17, -25 * 10**16]),
     ("binary-base64", "binary", ["aGVsbG8=", ""], object, [b"hello", b""]),
     ("binary-base64-newlines", "binary", ["aGVs\nbG8=\n", " aGk= "], object, [b"hello", b"hi"]),
 ]
@@ -318,6 +326,32 @@ def test_datetime_outside_ns_range_json_refused(text: str) -> None:
     assert_names(message, 1, repr(text))
 
 
+def test_long_takes_integral_floats_strictly_between_minus_and_plus_2_63() -> None:
+    """A double with no fraction is an integer, converted exactly, at any magnitude in range.
+    2**63 is past int64; -2**63 written as a float is refused too, because orjson reads JSON
+    integers just below -2**63 as exactly that float."""
+    below = 2.0**63 - 1024  # the largest double below 2**63
+    assert json_column("long", [below, -below]).tolist() == [2**63 - 1024, -(2**63 - 1024)]
+    assert json_column("long", [-(2**63)]).tolist() == [-(2**63)]  # the integer fits
+    assert_names(json_error("long", [1.0, 2.0**63]), 1, "9.223372036854776e+18")
+    for values in ([1.0, -(2.0**63)], [1, -(2.0**63)], [1, "-9223372036854775808.0"]):  # vector, per value, text
+        message = json_error("long", values)
+        assert_names(message, 1, "-9.223372036854776e+18" if isinstance(values[1], float) else values[1])
+        assert "-9223372036854775808 instead" in message, message
+    assert_names(json_error("long", [0, 1e19]), 1, "1e+19")
+    assert json_column("integer", [2147483647.0, -2147483648.0]).tolist() == [2**31 - 1, -(2**31)]
+    assert_names(json_error("integer", [0.0, 1e17]), 1, "1e+17")
+    assert_names(json_error("long", [1e17, 1e17 + 0.5, 2.5]), 2, "2.5")
+
+
+def test_boolean_takes_exactly_the_words_true_and_false_in_any_case() -> None:
+    column = json_column("boolean", ["true", None, "FALSE"])
+    assert column.tolist() == [True, None, False] and column.iloc[1] is None
+    for word in ["yes", "no", "1", "0", "t", "f", "", " true", "false ", "truee", "None", "null"]:
+        assert_names(json_error("boolean", ["false", word]), 1, repr(word))  # all strings: vectorized
+        assert_names(json_error("boolean", [True, word]), 1, repr(word))  # mixed: value by value
+
+
 def test_long_nan_string_error_names_the_value() -> None:
     message = json_error("long", [1, "nan"])
     assert_names(message, 1, "'nan'")
@@ -479,6 +513,81 @@ def test_csv_decimal_text_rounds_to_the_nearest_float32() -> None:
     assert values.tolist() == [1.0, 16777216.0]
 
 
+def test_csv_boolean_words_in_any_case_and_0_1() -> None:
+    """The JSON rule's words, as pandas' reader (MLflow's) takes them, plus 1/0."""
+    values = csv_column("boolean", "col_a\ntrue\nFALSE\ntRuE\nfAlse\n1\n0\n")
+    assert values.dtype == np.bool_
+    assert values.tolist() == [True, False, True, False, True, False]
+    with pytest.raises(SigserveError) as info:
+        csv_column("boolean", "col_a\ntrue\nyes\n")
+    assert_names(info.value.message, 1, "yes")
+
+
+def test_csv_long_column_takes_integral_floats_past_2_53_and_keeps_integers_exact() -> None:
+    """As in JSON: `1e17` fits; an integer written out stays exact even beside a `2.0`, which
+    makes pyarrow read its column as doubles; 2**63 and -2**63 as floats are refused."""
+    assert csv_column("long", "col_a\n1e17\n2.0\n").tolist() == [10**17, 2]
+    assert csv_column("long", "col_a\n2.0\n9007199254740993\n-9223372036854775808\n").tolist() == [
+        2, 2**53 + 1, -(2**63)]
+    for text, shown in [("1\n9.223372036854776e18", "9.223372036854776e18"),
+                        ("2.0\n-9223372036854775809", "-9223372036854775809"),
+                        ("2.0\n-9.223372036854776e18", "-9.223372036854776e18")]:
+        with pytest.raises(SigserveError) as info:
+            csv_column("long", f"col_a\n{text}\n")
+        assert_names(info.value.message, 1, shown)
+
+
+# --------------------------------------------------------------------------- nested values, V2
+
+
+NESTED_SCHEMA = parse_schema(json.dumps([
+    {"type": "array", "items": {"type": "boolean"}, "name": "flags", "required": True},
+    {"type": "object", "name": "obj", "required": True, "properties": {
+        "on": {"type": "boolean", "required": True}, "n": {"type": "long", "required": True}}},
+    {"type": "map", "values": {"type": "boolean"}, "name": "switches", "required": True},
+    {"type": "array", "items": {"type": "long"}, "name": "ids", "required": True},
+]))
+
+
+def _nested_row(**override: Any) -> pd.Series:
+    record = {"flags": [True], "obj": {"on": True, "n": 1}, "switches": {"k": True}, "ids": [1], **override}
+    decoded = decode(JSON, json.dumps({"dataframe_records": [record]}).encode(), NESTED_SCHEMA)
+    return enforce_input(decoded.data, NESTED_SCHEMA).iloc[0]
+
+
+def test_nested_values_take_boolean_words_and_integral_floats_for_longs() -> None:
+    row = _nested_row(flags=["true", False, "FALSE"], obj={"on": "false", "n": 1e17},
+                      switches={"k": "True"}, ids=[1e17, 2])
+    assert [bool(flag) for flag in row["flags"]] == [True, False, False]
+    assert row["obj"] == {"on": False, "n": 10**17} and type(row["obj"]["n"]) is not float
+    assert row["switches"] == {"k": True}
+    assert list(row["ids"]) == [10**17, 2]
+    for override, shown in [({"flags": [True, "yes"]}, "'yes'"), ({"obj": {"on": "no", "n": 1}}, "'no'"),
+                            ({"ids": [1, 2.0**63]}, "9.223372036854776e+18")]:
+        with pytest.raises(SchemaError) as info:
+            _nested_row(**override)
+        assert shown in info.value.message and repr(next(iter(override))) in info.value.message
+
+
+def test_v2_bytes_words_fit_a_boolean_column_and_fp64_integral_floats_a_long_one() -> None:
+    from sigserve.codecs.v2 import decode_v2
+
+    schema = parse_schema(json.dumps([
+        {"type": "boolean", "name": "b", "required": True}, {"type": "long", "name": "l", "required": True},
+    ]))
+    body = {"inputs": [
+        {"name": "b", "shape": [3], "datatype": "BYTES", "data": ["true", "FALSE", "false"]},
+        {"name": "l", "shape": [3], "datatype": "FP64", "data": [1e17, 2.0, -1e17]},
+    ]}
+    frame = enforce_input(decode_v2(json.dumps(body).encode(), schema).decoded.data, schema)
+    assert frame["b"].tolist() == [True, False, False] and frame["b"].dtype == np.bool_
+    assert frame["l"].tolist() == [10**17, 2, -(10**17)] and frame["l"].dtype == np.int64
+    body["inputs"][0]["data"] = ["true", "yes", "false"]
+    with pytest.raises(SchemaError) as info:
+        enforce_input(decode_v2(json.dumps(body).encode(), schema).decoded.data, schema)
+    assert "'b'" in info.value.message and "row 1" in info.value.message and "'yes'" in info.value.message
+
+
 # --------------------------------------------------------------------------- params
 
 PARAMS = (
@@ -600,6 +709,16 @@ def test_tensor_integral_floats_accepted_for_int64() -> None:
     assert result.dtype == np.int64 and result.tolist() == [1, 2]
 
 
+def test_tensor_boolean_words_and_int64_integral_floats_past_2_53() -> None:
+    flags = enforce_input(Nested([["true", "False"], [True, 0]]), tensor_schema("bool", [-1, 2]))
+    assert flags.dtype == np.bool_ and flags.tolist() == [[True, False], [True, False]]
+    longs = enforce_input(Nested([1e17, 2]), tensor_schema("int64", [-1]))
+    assert longs.dtype == np.int64 and longs.tolist() == [10**17, 2]
+    with pytest.raises(SchemaError) as info:
+        enforce_input(Nested([["true", "yes"]]), tensor_schema("bool", [-1, 2]))
+    assert "'yes'" in info.value.message and "(0, 1)" in info.value.message
+
+
 def test_datetime_outside_ns_range_tensor_refused() -> None:
     with pytest.raises(SchemaError):
         enforce_input(Nested(["2024-01-01", "1500-01-01"]), tensor_schema("datetime64[ns]", [-1]))
@@ -678,6 +797,62 @@ def test_content_type_pandas_split_for_json() -> None:
     decoded = decode("application/json; format=pandas-split", b'{"columns": ["x"], "data": [[1], [2]]}', None)
     assert decoded.format == "pandas-split"
     assert isinstance(decoded.data, Table) and decoded.data.n_rows == 2
+
+
+def test_plain_json_bare_split_is_a_split_frame() -> None:
+    """MLflow 1.x read a bare `{"columns", "data"[, "index"]}` object as a split frame; nothing
+    else bare is read without `format=`."""
+    schema = column_schema("long")
+    for body in ({"columns": [COL], "data": [[1], [2]]}, {"index": [5, 6], "data": [[1], [2]], "columns": [COL]}):
+        decoded = decode(JSON, json.dumps(body).encode(), schema)
+        assert decoded.format == "pandas-split" and decoded.params is None
+        assert enforce_input(decoded.data, schema)[COL].tolist() == [1, 2]
+    refused = [
+        [{COL: 1}],  # a bare records list needs format=pandas-records
+        {"data": [[1]]},
+        {"columns": [COL]},
+        {"columns": [COL], "data": [[1]], "params": {}},
+        {"columns": [COL], "data": [[1]], "extra": 1},
+        {"columns": [COL], "data": [[1]], "inputs": [[1]], "instances": [[1]]},
+    ]
+    for body in refused:
+        with pytest.raises(BadRequest):
+            decode(JSON, json.dumps(body).encode(), schema)
+    with pytest.raises(BadRequest, match="index"):  # still checked as a split frame
+        decode(JSON, json.dumps({"columns": [COL], "data": [[1]], "index": [1, 2]}).encode(), schema)
+
+
+def test_plain_json_large_bare_split_takes_the_numeric_fast_path() -> None:
+    from sigserve.codecs import numeric_grid
+
+    schema = parse_schema(json.dumps([
+        {"type": "double", "name": "a", "required": True}, {"type": "long", "name": "b", "required": True},
+    ]))
+    body = json.dumps({"columns": ["a", "b"], "data": [[1.5, 2], [2.5, 1e17]] * 10000}).encode()
+    assert numeric_grid.parse_with_numeric_grid(body) is not None
+    decoded = decode(JSON, body, schema)
+    assert decoded.format == "pandas-split"
+    frame = enforce_input(decoded.data, schema)
+    assert frame["b"].dtype == np.int64 and frame["b"].tolist()[:2] == [2, 10**17] and len(frame) == 20000
+
+
+def test_large_split_keeps_integers_past_2_53_exact_beside_floats() -> None:
+    """A big integer literal next to a float in its column is read as a double by the numeric
+    fast path, so the fast path steps aside: the answer is the small body's."""
+    schema = parse_schema(json.dumps([
+        {"type": "double", "name": "a", "required": True}, {"type": "long", "name": "b", "required": True},
+    ]))
+    padding = [[1.5, 2]] * 20000
+    for tail in ([[1.5, 9007199254740993], [1.5, 1e17]], [[1.5, -9223372036854775808], [1.5, 2.0]]):
+        body = json.dumps({"dataframe_split": {"columns": ["a", "b"], "data": padding + tail}}).encode()
+        frame = enforce_input(decode(JSON, body, schema).data, schema)
+        assert frame["b"].tolist()[-2:] == [int(v) for _, v in tail]
+    for tail, shown in [([[9007199254740993, 1], [2.5, 1]], str(2**53 + 1)),
+                        ([[1.5, -9223372036854775809], [1.5, 2.0]], "-9.223372036854776e+18")]:
+        body = json.dumps({"dataframe_split": {"columns": ["a", "b"], "data": padding + tail}}).encode()
+        with pytest.raises(SchemaError) as info:
+            enforce_input(decode(JSON, body, schema).data, schema)
+        assert "row 20000" in info.value.message and shown in info.value.message
 
 
 def test_content_type_pandas_records_for_json() -> None:

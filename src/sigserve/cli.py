@@ -59,6 +59,14 @@ def _env(name: str, default: object) -> object:
     return os.environ.get(f"SIGSERVE_{name}", default)
 
 
+def _flag_env(name: str, default: bool = False) -> bool:
+    """A boolean `SIGSERVE_<NAME>`: the usual spellings of false turn it off, anything else on."""
+    value = os.environ.get(f"SIGSERVE_{name}")
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
     parser.add_argument("--help", action="help", help="show this help and exit")
     if with_model:
@@ -82,7 +90,7 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         help="text lines, or one JSON object per line for log collectors "
                              "(default $SIGSERVE_LOG_FORMAT, else text)")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
-                        default=str(_env("ACCESS_LOG", "true")).lower() not in ("0", "false", "no", "off"),
+                        default=_flag_env("ACCESS_LOG", default=True),
                         help="do not log one line per request (or SIGSERVE_ACCESS_LOG=false)")
     parser.add_argument("--reload-interval", type=float, default=_env("RELOAD_INTERVAL", DEFAULT_RELOAD_SECONDS),
                         help="for models:/name@alias, /latest or /<stage>: seconds between registry "
@@ -101,6 +109,11 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         help="threads each native thread pool (OpenMP, BLAS) may use per predict call "
                              "with one worker; raise it for large batches on otherwise idle cores. With "
                              "several workers it is 1 (default $SIGSERVE_NATIVE_THREADS, $OMP_NUM_THREADS, else 1)")
+    parser.add_argument("--allow-failing-example", action="store_true",
+                        default=_flag_env("ALLOW_FAILING_EXAMPLE"),
+                        help="serve a model that fails on its own serving_input_example.json instead of "
+                             "refusing to start (or to reload); it is then never reported ready "
+                             "(or SIGSERVE_ALLOW_FAILING_EXAMPLE=true)")
     parser.add_argument("--batch-max-size", type=int, default=_env("BATCH_MAX_SIZE", 0),
                         help="merge concurrent requests into one predict call of up to this many "
                              "rows (default $SIGSERVE_BATCH_MAX_SIZE, else 0: off; only for models "
@@ -228,10 +241,12 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = Metrics()
     native_threads = threads_for(args.native_threads, args.workers)
     limit_native_threads(native_threads)
-    manager = ModelManager(load_servable(_resolve(args), strict_warm_up=False), metrics)
+    servable = load_servable(_resolve(args), allow_failing_example=args.allow_failing_example)
+    manager = ModelManager(servable, metrics)
     poller = None
     if args.reload_interval > 0 and alias_of(args.model_uri):
-        poller = ReloadPoller(args.model_uri, args.registry_uri, args.reload_interval, manager)
+        poller = ReloadPoller(args.model_uri, args.registry_uri, args.reload_interval, manager,
+                              allow_failing_example=args.allow_failing_example)
     settings = ServerSettings(
         timeout_seconds=request_timeout(args.timeout),
         max_body_bytes=args.max_body_bytes,

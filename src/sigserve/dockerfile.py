@@ -32,8 +32,7 @@ import yaml
 
 from sigserve import __version__
 from sigserve.errors import SigserveError
-from sigserve.model.loaders import NATIVE_LOADERS
-from sigserve.model.loaders.sklearn import LOADER_MODULE as SKLEARN_LOADER
+from sigserve.model.loaders import NATIVE_EXTRAS, NATIVE_LOADERS
 from sigserve.model.mlmodel import read_mlmodel
 from sigserve.model.resolved import ResolvedModel
 
@@ -85,7 +84,8 @@ def add_generate_dockerfile_flags(parser: argparse.ArgumentParser) -> None:
                              f"else {DEFAULT_BASE_IMAGE})")
     parser.add_argument("--extras", default="",
                         help="sigserve extras to install besides those the model needs "
-                             "(comma-separated, e.g. cloud); sklearn or mlflow is added when the model needs it")
+                             "(comma-separated, e.g. cloud); the model's own (sklearn, xgboost, lightgbm, catboost "
+                             "or mlflow) is added")
     parser.add_argument("--sigserve-source", default=None, metavar="PATH",
                         help="install sigserve from this wheel or sdist (copied into the context); "
                              "default: a wheel of the source directory sigserve was installed from, "
@@ -144,7 +144,8 @@ def write_build_context(
     _check_output_directory(directory, model_path)
 
     needs_mlflow = model_needs_mlflow(meta.loader_module)
-    needed = {"mlflow"} if needs_mlflow else {"sklearn"} if meta.loader_module == SKLEARN_LOADER else set()
+    native_extra = NATIVE_EXTRAS.get(meta.loader_module)
+    needed = {"mlflow"} if needs_mlflow else {native_extra} if native_extra else set()
     all_extras = tuple(sorted(needed | set(extras)))
     bad = [e for e in all_extras if not _EXTRA.match(e)]
     if bad:

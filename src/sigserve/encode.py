@@ -17,6 +17,11 @@ def encode_predictions(predictions: Any) -> bytes:
     return orjson.dumps({"predictions": jsonable(predictions)}, default=_default, option=_OPTIONS)
 
 
+def encode_unwrapped(predictions: Any) -> bytes:
+    """A unified LLM payload's answer: the predictions themselves, as MLflow answers it."""
+    return orjson.dumps(jsonable(predictions), default=_default, option=_OPTIONS)
+
+
 def encode_json(document: Any) -> bytes:
     return orjson.dumps(document, default=_default, option=_OPTIONS)
 
@@ -70,4 +75,6 @@ def _default(obj: Any) -> Any:
         return None
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
+    if callable(getattr(obj, "model_dump", None)):  # pydantic models, as MLflow's encoder dumps them
+        return obj.model_dump()
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")

@@ -34,6 +34,11 @@ class Servable:
     resolved: ResolvedModel
     alias: str | None
     load_seconds: float
+    example_failure: str | None = None  # served anyway (--allow-failing-example), never ready
+
+    @property
+    def ready(self) -> bool:
+        return self.example_failure is None
 
     @property
     def name(self) -> str:
@@ -78,13 +83,18 @@ def alias_of(uri: str) -> str | None:
     return ref.alias or ref.stage or "latest"
 
 
-def load_servable(resolved: ResolvedModel, *, strict_warm_up: bool) -> Servable:
-    """Load and warm up. Strict: a model whose own example does not score is refused (reloads);
-    at start-up it is only logged, as the example may predate the signature."""
+def load_servable(resolved: ResolvedModel, *, allow_failing_example: bool = False) -> Servable:
+    """Load, and score the model's own serving example. One rule for start-up and reloads: a
+    model that fails on its own example is refused, unless allowed, and then never ready."""
     started = time.perf_counter()
     scorer = Scorer(load_model(resolved.path))
-    scorer.warm_up(strict=strict_warm_up)
-    return Servable(scorer, resolved, alias_of(resolved.uri), time.perf_counter() - started)
+    failure = scorer.example_failure()
+    if failure is not None:
+        message = f"the model fails on its own serving input example: {' '.join(failure.split())}"
+        if not allow_failing_example:
+            raise WarmUpFailed(message)
+        logger.error("%s; serving it anyway (--allow-failing-example), but never reporting it ready", message)
+    return Servable(scorer, resolved, alias_of(resolved.uri), time.perf_counter() - started, failure)
 
 
 def release_memory_of_retired_models() -> None:
@@ -138,12 +148,14 @@ class ReloadPoller:
     """
 
     def __init__(
-        self, uri: str, registry: str | None, interval: float, manager: ModelManager
+        self, uri: str, registry: str | None, interval: float, manager: ModelManager,
+        allow_failing_example: bool = False,
     ) -> None:
         self.uri = uri
         self.registry = registry
         self.interval = interval
         self.manager = manager
+        self.allow_failing_example = allow_failing_example
         self._refused: tuple[str | None, str | None, str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,7 +199,7 @@ class ReloadPoller:
             return False
         logger.info("%s now points to version %s; loading it", self.uri, resolved.version)
         try:
-            servable = load_servable(resolved, strict_warm_up=True)
+            servable = load_servable(resolved, allow_failing_example=self.allow_failing_example)
         except ModelLoadError as exc:
             self._refused = identity
             if events is not None:

@@ -11,10 +11,10 @@ from typing import Any
 
 from sigserve.codecs import Decoded, decode
 from sigserve.codecs.v2 import decode_v2
-from sigserve.encode import encode_predictions
+from sigserve.encode import encode_predictions, encode_unwrapped
 from sigserve.encode_v2 import encode_v2_response, output_name
 from sigserve.enforce import enforce_input, enforce_params
-from sigserve.errors import BadRequest, PredictionError, SigserveError, WarmUpFailed
+from sigserve.errors import BadRequest, PredictionError, SigserveError
 from sigserve.model.loader import LoadedModel
 
 logger = logging.getLogger("sigserve.scoring")
@@ -28,6 +28,7 @@ class Prepared:
     params: dict[str, Any] | None
     format: str
     encode: Callable[[Any], bytes] = encode_predictions
+    unified_llm: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,35 +49,63 @@ class Scorer:
         self.input_schema = signature.inputs if signature else None
         self.param_specs = signature.params if signature else None
         self.output_name = output_name(signature.outputs if signature else None)
+        self.type_hints = model.meta.signature_from_type_hint
+        self.param_names = frozenset(spec.name for spec in self.param_specs or ())
 
-    def warm_up(self, strict: bool = False) -> None:
-        """Score the model's own serving example once, so the first client does not pay for
-        lazy initialisation. A failure raises when strict, else it is logged: the example may
-        predate the signature."""
+    def example_failure(self) -> str | None:
+        """Score the model's own serving example once (which also warms up lazy initialisation)
+        and say why the model failed on it, or None. Only the model's own failure counts: an
+        example the signature refuses may predate the signature, and is only logged."""
         example = self.model.meta.serving_input_path
         if example is None or not example.is_file():
-            return
+            return None
         try:
-            self.score("application/json", example.read_bytes())
+            prepared = self.prepare("application/json", example.read_bytes())
+        except (SigserveError, OSError) as exc:
+            message = exc.message if isinstance(exc, SigserveError) else str(exc)
+            logger.warning("the model's serving input example does not fit its signature; not warmed up: %s", message)
+            return None
+        try:
+            prepared.encode(self._call_model(prepared))
         except Exception as exc:
-            message = exc.message if isinstance(exc, SigserveError) else f"{type(exc).__name__}: {exc}"
-            if strict:
-                raise WarmUpFailed(f"the model's serving input example does not score: {message}") from exc
-            logger.warning("the model's serving input example does not score: %s", message)
-        else:
-            logger.info("warmed up with %s", example.name)
+            logger.debug("the model failed on its serving input example", exc_info=exc)
+            return exc.message if isinstance(exc, SigserveError) else f"{type(exc).__name__}: {exc}"
+        logger.info("warmed up with %s", example.name)
+        return None
 
     def score(self, content_type: str | None, body: bytes) -> Scored:
         return self.run(self.prepare(content_type, body))
 
     def run(self, prepared: Prepared) -> Scored:
-        return self.finish(prepared, self.predict(prepared.model_input, prepared.params))
+        with unexpected_as(PredictionError, "The model failed to predict on this input"):
+            predictions = self._call_model(prepared)
+        return self.finish(prepared, predictions)
+
+    def _call_model(self, prepared: Prepared) -> Any:
+        if prepared.unified_llm:
+            assert self.model.predict_unified_llm is not None  # checked in prepare
+            return self.model.predict_unified_llm(prepared.model_input, prepared.params)
+        return self.model.predict(prepared.model_input, prepared.params)
 
     def prepare(self, content_type: str | None, body: bytes) -> Prepared:
         """Decode and enforce an MLflow `/invocations` request."""
         decoded = self.decode(content_type, body)
+        if decoded.unified_llm:
+            return self._prepare_unified_llm(decoded)
         model_input, params = self._enforce_decoded(decoded)
         return Prepared(model_input, params, decoded.format)
+
+    def _prepare_unified_llm(self, decoded: Decoded) -> Prepared:
+        """MLflow enforces these itself, against its chat schemas: they go to MLflow's own predict."""
+        if self.model.predict_unified_llm is None:
+            error = BadRequest(
+                "A top-level 'messages', 'prompt' or 'input' key makes this a unified LLM request, "
+                f"which only models loaded through MLflow take; this one ({self.model.meta.loader_module}) "
+                "takes one of the fields dataframe_split, dataframe_records, instances or inputs"
+            )
+            error.payload_format = decoded.format
+            raise error
+        return Prepared(decoded.data.value, decoded.params, decoded.format, encode_unwrapped, unified_llm=True)
 
     def prepare_v2(self, body: bytes, model_name: str, model_version: str) -> Prepared:
         """Decode and enforce a KServe V2 inference request; its answer is V2-shaped too."""
@@ -103,17 +132,14 @@ class Scorer:
 
     def decode(self, content_type: str | None, body: bytes) -> Decoded:
         with unexpected_as(BadRequest, "Could not read the request body"):
-            return decode(content_type, body, self.input_schema)
+            return decode(content_type, body, self.input_schema, type_hints=self.type_hints,
+                          param_names=self.param_names)
 
     def enforce(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         with unexpected_as(BadRequest, "The input does not match the model signature"):
             return enforce_input(decoded.data, self.input_schema), enforce_params(
                 decoded.params, self.param_specs
             )
-
-    def predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
-        with unexpected_as(PredictionError, "The model failed to predict on this input"):
-            return self.model.predict(model_input, params)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,15 @@ class Nested:
     value: Any
 
 
-ModelData = Table | Nested
+@dataclass
+class Raw:
+    """A JSON value handed to the model untouched: MLflow validates it itself, from the model's
+    type hints or its chat schema, so sigserve's enforcement must not reshape it first."""
+
+    value: Any
+
+
+ModelData = Table | Nested | Raw
 
 
 @dataclass
@@ -33,6 +41,7 @@ class Decoded:
     data: ModelData
     params: dict[str, Any] | None
     format: str
+    unified_llm: bool = False  # answered unwrapped, as MLflow answers chat/completions payloads
 
 
 class BodyDecoder(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -59,32 +61,90 @@ def _read(source: pa.Buffer, types: dict[str, pa.DataType]) -> pa.Table:
 
 
 def _read_integral_floats(source: pa.Buffer, types: dict[str, pa.DataType]) -> pa.Table:
-    """Integer columns written as `2.0` (as pandas reads them): read as floats, then cast back
-    only if every value is integral and in range."""
+    """Integer columns written as `2.0` or `1e17` (as pandas reads them): read as floats, then
+    converted back only if every value is integral and in range."""
     as_floats = {name: pa.float64() if pa.types.is_integer(t) else t for name, t in types.items()}
     table = _read(source, as_floats)
     for name, arrow_type in types.items():
         if pa.types.is_integer(arrow_type) and name in table.column_names:
             index = table.column_names.index(name)
-            table = table.set_column(index, name, _integral(table.column(name), name, arrow_type))
+            table = table.set_column(index, name, _integral(table.column(name), name, arrow_type, source))
     return table
 
 
-def _integral(column: pa.ChunkedArray, name: str, arrow_type: pa.DataType) -> pa.ChunkedArray:
+_FLOAT64_EXACT = 2.0**53
+_FLOAT_INT_FLOOR = -(2.0**63)  # as in the JSON rule: a float must lie strictly between -2**63 and 2**63
+
+
+def _integral(column: pa.ChunkedArray, name: str, arrow_type: pa.DataType, source: pa.Buffer) -> pa.Array:
+    """Vectorized, except for the rare cells of 2**53 or more, whose text is read again: an
+    integer written out (`9007199254740993`) beside a `2.0` in its column is exact, not the
+    double it was read as."""
+    values = column.to_numpy(zero_copy_only=False)
+    nulls = np.isnan(values)
+    info = np.iinfo(arrow_type.to_pandas_dtype())
+    with np.errstate(invalid="ignore"):
+        bad = ~nulls & (
+            (values != np.floor(values)) | (values < float(info.min)) | (values >= float(info.max) + 1)
+            | (values <= _FLOAT_INT_FLOOR)
+        )
+        large = ~nulls & (np.abs(values) >= _FLOAT64_EXACT)
+    shown: dict[int, str] = {}
+    exact: dict[int, int] = {}
+    if large.any():
+        rows = np.flatnonzero(large)
+        for row, text in zip(rows.tolist(), _cells_as_text(source, name, rows)):
+            number = _integer_value(text)
+            bad[row] = number is None or not info.min <= number <= info.max
+            shown[row] = text
+            if not bad[row]:
+                exact[row] = number
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = shown.get(row, values[row].item())
+        raise BadRequest(f"Column {name!r}, row {row}: value {value!r} cannot be converted to {arrow_type}.")
+    integers = np.where(nulls | large, 0, values).astype(np.int64)
+    for row, number in exact.items():
+        integers[row] = number
+    return pa.array(integers, mask=nulls if nulls.any() else None).cast(arrow_type)
+
+
+def _cells_as_text(source: pa.Buffer, name: str, rows: np.ndarray) -> list[str]:
+    options = pacsv.ConvertOptions(column_types={name: pa.string()}, include_columns=[name])
+    return pacsv.read_csv(source, convert_options=options).column(name).take(pa.array(rows)).to_pylist()
+
+
+def _integer_value(text: str) -> int | None:
+    """An integer written out, exactly; or a float's integer value, when it has no fraction and
+    lies strictly between -2**63 and 2**63 (the JSON rule)."""
     try:
-        return column.cast(arrow_type, safe=True)
-    except pa.ArrowInvalid:
-        values = column.to_numpy(zero_copy_only=False)
-        info = np.iinfo(arrow_type.to_pandas_dtype())
-        bad = ~np.isnan(values) & ((values != np.floor(values)) | (values < info.min) | (values > info.max))
-        row = int(np.flatnonzero(bad)[0]) if bad.any() else 0
-        raise BadRequest(
-            f"Column {name!r}, row {row}: value {values[row].item()!r} cannot be converted to {arrow_type}."
-        ) from None
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not number.is_integer() or number <= _FLOAT_INT_FLOOR:
+        return None
+    return int(number)
+
+
+def _every_case(word: str) -> list[str]:
+    return ["".join(letters) for letters in itertools.product(*((c.lower(), c.upper()) for c in word))]
+
+
+# Boolean cells: "true"/"false" in any letter case (the JSON rule of enforce/values.py, and what
+# pandas' reader takes) and 1/0. pyarrow's own defaults are only true/True/TRUE/1 and the false forms.
+_TRUE_VALUES = [*_every_case("true"), "1"]
+_FALSE_VALUES = [*_every_case("false"), "0"]
 
 
 def _options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+    if not any(pa.types.is_boolean(t) for t in types.values()):
+        return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                true_values=_TRUE_VALUES, false_values=_FALSE_VALUES)
 
 
 def _conversion_error(source: pa.Buffer, types: dict[str, pa.DataType]) -> BadRequest | None:

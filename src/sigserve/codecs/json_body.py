@@ -27,6 +27,11 @@ FIELD_DECODERS: dict[str, JsonFieldDecoder] = {
     )
 }
 SEED_FORMAT_FIELDS = {"pandas-split": "dataframe_split", "pandas-records": "dataframe_records"}
+# MLflow 1.x read plain `application/json` as a pandas split-oriented frame: a bare object with
+# `columns` and `data` (and optionally `index`), and none of the format fields, is still one.
+BARE_SPLIT_REQUIRED = frozenset({"columns", "data"})
+BARE_SPLIT_KEYS = BARE_SPLIT_REQUIRED | {"index"}
+BARE_SPLIT_FORMAT = "pandas-split"  # the metrics label of the seed-era split body, as with format=
 REQUIRED = f"The input must be a JSON object with exactly one of the fields {sorted(FIELD_DECODERS)}"
 
 
@@ -59,11 +64,19 @@ class JsonDecoder:
         if not isinstance(document, dict):
             raise BadRequest(f"{REQUIRED}. Received {_kind(document)}.")
         fields = [key for key in document if key in FIELD_DECODERS]
+        if not fields and is_bare_split(document):
+            data = FIELD_DECODERS["dataframe_split"].decode(document, schema)
+            return Decoded(data, None, BARE_SPLIT_FORMAT)
         if len(fields) != 1:
             raise BadRequest(f"{REQUIRED}. Received fields {list(document)}.")
         field = fields[0]
         data = FIELD_DECODERS[field].decode(document[field], schema)
         return Decoded(data, document.get("params"), field)
+
+
+def is_bare_split(document: Any) -> bool:
+    """`{"columns": [...], "data": [...]}` (plus optional `index`) and nothing else."""
+    return isinstance(document, dict) and BARE_SPLIT_REQUIRED <= document.keys() <= BARE_SPLIT_KEYS
 
 
 def _kind(document: Any) -> str:

@@ -1,4 +1,5 @@
-"""A fast path for the common large request: `dataframe_split.data` made only of numbers.
+"""A fast path for the common large request: `dataframe_split.data` (or a bare split body's
+`data`) made only of numbers.
 
 orjson would build one Python object per cell. Instead the `data` array is cut out of the body
 and read by pyarrow's CSV reader straight into typed columns (ints stay int64, so the exact
@@ -20,6 +21,7 @@ import pyarrow.csv as pacsv
 from sigserve.codecs.arrow_memory import arrow_copy
 
 MIN_DATA_BYTES = 128 * 1024
+_FLOAT64_EXACT = 2.0**53
 _DATA_ARRAY = re.compile(rb'"data"\s*:\s*(\[[\d\s.,eE+\-\[\]]*\])')
 _WHITESPACE = b" \t\r\n"
 _PLACEHOLDER = "\x1fsigserve-numeric-grid"
@@ -29,7 +31,7 @@ _DIGIT, _DOT, _EXP, _PLUS, _MINUS, _SEP = 1, 2, 3, 4, 5, 6
 _CLASSES = np.zeros(256, np.uint8)
 _CLASSES[np.frombuffer(b"0123456789", np.uint8)] = _DIGIT
 _CLASSES[np.frombuffer(b".eE+-,\n", np.uint8)] = (_DOT, _EXP, _EXP, _PLUS, _MINUS, _SEP, _SEP)
-_ZERO = ord("0")
+_ZERO, _COMMA, _POINT, _NEWLINE = ord("0"), ord(","), ord("."), ord("\n")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ def parse_with_numeric_grid(body: bytes) -> Any | None:
     envelope = body[: match.start(1)] + orjson.dumps(_PLACEHOLDER) + body[match.end(1) :]
     try:
         document = orjson.loads(envelope)
-        split = document["dataframe_split"]
+        # the split object, or the document itself when it is a bare (seed-era) split body
+        split = document["dataframe_split"] if "dataframe_split" in document else document
         if split["data"] != _PLACEHOLDER:
             return None
     except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -72,14 +75,44 @@ def _read_grid(array_text: bytes) -> NumericGrid | None:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     columns = []
-    for column in table.columns:
+    large_floats = []  # float columns holding magnitudes of 2**53 or more
+    for position, column in enumerate(table.columns):
         if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             return None
         values = column.to_numpy()
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            return None  # 1e400 overflowed: let the general path refuse it
+        if values.dtype.kind == "f":
+            if not np.isfinite(values).all():
+                return None  # 1e400 overflowed: let the general path refuse it
+            if (np.abs(values) >= _FLOAT64_EXACT).any():
+                large_floats.append(position)
         columns.append(values)
+    if large_floats and not _long_integer_columns(rows).isdisjoint(large_floats):
+        # an integer of 16 or more digits read into a float column (beside a fraction, or past
+        # int64) may have been rounded: the general path keeps it exact or refuses it
+        return None
     return NumericGrid(columns, table.num_rows)
+
+
+def _long_integer_columns(rows: bytes) -> set[int]:
+    """The columns holding an integer literal of 16 or more digits (2**53 has 16), vectorized: a
+    run of digits that neither follows a `.` nor ends in a `.` or an exponent."""
+    raw = np.frombuffer(rows, np.uint8)
+    edges = np.diff(np.concatenate(([0], (_CLASSES[raw] == _DIGIT).view(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long_runs = ends - starts >= 16
+    if not long_runs.any():
+        return set()
+    starts, ends = starts[long_runs], ends[long_runs]
+    before = np.where(starts > 0, raw[np.maximum(starts - 1, 0)], _COMMA)
+    after = np.where(ends < len(raw), raw[np.minimum(ends, len(raw) - 1)], _COMMA)
+    starts = starts[(before != _POINT) & ((after == _COMMA) | (after == _NEWLINE))]
+    if not starts.size:
+        return set()
+    commas = np.cumsum(raw == _COMMA)
+    newline_positions = np.where(raw == _NEWLINE, np.arange(len(raw)), -1)
+    row_starts = np.maximum.accumulate(newline_positions)[starts]  # the newline before, or -1
+    commas_before_row = np.where(row_starts >= 0, commas[np.maximum(row_starts, 0)], 0)
+    return set((commas[starts] - commas_before_row).tolist())
 
 
 def _is_json_numbers(rows: bytes) -> bool:

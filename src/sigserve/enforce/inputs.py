@@ -6,13 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from sigserve.codecs.base import ModelData, Table
+from sigserve.codecs.base import ModelData, Raw, Table
 from sigserve.enforce.columns import enforce_columns, frame_without_schema
 from sigserve.enforce.tensors import enforce_tensors
 from sigserve.model.schema import Schema
 
 
 def enforce_input(data: ModelData, schema: Schema | None) -> Any:
+    if isinstance(data, Raw):
+        return data.value
     if schema is None:
         return _without_schema(data)
     if schema.is_tensor:

@@ -1,13 +1,15 @@
 """Vectorized conversion of untyped values (JSON) to a signature type: exactly or not at all.
 
-`1.0` fits an integer column, `1.5` does not; base64 is decoded; ISO-8601 (with `Z` or an
-offset) is parsed. Typed values (Parquet, CSV) follow `typed.py` instead.
+`1.0` and `1e17` fit a long column, `1.5` does not; `"true"`/`"false"` (any letter case) fit
+a boolean column; base64 is decoded; ISO-8601 (with `Z` or an offset) is parsed. Typed values
+(Parquet, CSV) follow `typed.py` instead.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +152,25 @@ def _vectorizable(values: np.ndarray, target: Target) -> np.ndarray | None:
     return None
 
 
+# A float at or below -2**63 is refused even for int64, whose minimum it is: orjson (and pyarrow)
+# hand integer literals just below -2**63 over as this float, so it may not be what was sent.
+_FLOAT_INT_FLOOR = -(2.0**63)
+_AMBIGUOUS_FLOAT_HINT = (
+    " Hint: -2**63 written as a float is refused, because JSON integers just below -2**63 are read "
+    "as exactly this float; send the integer -9223372036854775808 instead."
+)
+
+
+def _float_int_hint(value: Any, target: Target) -> str:
+    """The hint for a refused integral float that is -2**63 itself, else none."""
+    if isinstance(value, (float, np.floating)) and value == _FLOAT_INT_FLOOR and np.iinfo(target.dtype).min == -(2**63):
+        return _AMBIGUOUS_FLOAT_HINT
+    return ""
+
+
 def _to_int(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where) -> np.ndarray:
+    """Integers in range; floats with no fractional part, of any magnitude, in range (`1e17` is
+    exactly 100000000000000000): a double's integer value converts to int64 exactly."""
     info = np.iinfo(target.dtype)
     if numbers.dtype.kind == "f":
         nan = np.isnan(numbers)
@@ -160,8 +180,8 @@ def _to_int(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where
         bad = (
             (numbers != np.floor(numbers))
             | (numbers < float(info.min))
-            | (numbers >= float(info.max) + 1)
-            | (np.abs(numbers) >= _exact_limit(target))
+            | (numbers >= float(info.max) + 1)  # float(2**63 - 1) + 1 is 2**63: refused
+            | (numbers <= _FLOAT_INT_FLOOR)
         )
     elif numbers.dtype.kind in "iu":
         bad = (numbers < info.min) | (numbers > info.max)
@@ -169,7 +189,7 @@ def _to_int(numbers: np.ndarray, values: np.ndarray, target: Target, what: Where
         bad = np.zeros(len(numbers), bool)
     if bad.any():
         index = _first(bad)
-        raise _fail(what, index, values[index], target.label)
+        raise _fail(what, index, values[index], target.label, _float_int_hint(numbers[index], target))
     return numbers.astype(target.dtype)
 
 
@@ -258,9 +278,11 @@ def _exact_int(value: int | float, target: Target) -> int:
     if isinstance(value, float):
         if value != value:
             raise _Refused(target.label, MISSING_VALUES_HINT)
-        if not value.is_integer() or abs(value) >= _exact_limit(target):
+        if not value.is_integer():
             raise _Refused(target.label)
-        value = int(value)
+        if value <= _FLOAT_INT_FLOOR:
+            raise _Refused(target.label, _float_int_hint(value, target))
+        value = int(value)  # exact: a finite double with no fraction is an integer
     if not info.min <= value <= info.max:
         raise _Refused(f"{target.label} (out of range)")
     return value
@@ -278,14 +300,32 @@ def _exact_float(value: int | float, target: Target) -> float:
     return float(converted)
 
 
+def _case_variants(word: str) -> list[str]:
+    return ["".join(letters) for letters in itertools.product(*((c.lower(), c.upper()) for c in word))]
+
+
+# "true" and "false" in any letter case, as JSON spells them; not "yes", "1", "t" or " true".
+BOOLEAN_WORDS: dict[str, bool] = {
+    **{word: True for word in _case_variants("true")},
+    **{word: False for word in _case_variants("false")},
+}
+_WORD_INDEX = pd.Index(list(BOOLEAN_WORDS), dtype=object)
+_WORD_FLAGS = np.array(list(BOOLEAN_WORDS.values()), dtype=np.bool_)
+
+
 def _to_bool(values: np.ndarray, what: Where) -> np.ndarray:
-    """Booleans (or 0/1); nulls stay None in an object column rather than becoming False."""
+    """Booleans, 0/1 or the strings "true"/"false" (any case); nulls stay None in an object
+    column rather than becoming False."""
     if values.dtype.kind == "b":
         return values
+    if values.dtype.kind in "US":
+        values = values.astype(object)
     if values.dtype == object:
         kind = infer_dtype(values, skipna=True)
         if kind == "boolean":
             return values if pd.isna(values).any() else values.astype(np.bool_)
+        if kind == "string":
+            return _bools_from_words(values, what)
         if kind not in ("integer", "floating", "empty", "mixed-integer-float", "integer-na"):
             return _bools_each(values, what)
         numbers = values.astype(np.float64)
@@ -303,6 +343,22 @@ def _to_bool(values: np.ndarray, what: Where) -> np.ndarray:
     return numbers.astype(np.bool_)
 
 
+def _bools_from_words(values: np.ndarray, what: Where) -> np.ndarray:
+    """Strings (and nulls) by one hash lookup each, in C: no per-row Python."""
+    positions = _WORD_INDEX.get_indexer(values)
+    found = positions >= 0
+    nulls = ~found & pd.isna(values)
+    bad = ~found & ~nulls
+    if bad.any():
+        index = _first(bad)
+        raise _fail(what, index, values[index], "boolean (true/false)")
+    flags = _WORD_FLAGS[positions]
+    if nulls.any():
+        flags = flags.astype(object)
+        flags[nulls] = None
+    return flags
+
+
 def _bools_each(values: np.ndarray, what: Where) -> np.ndarray:
     flags = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
@@ -310,6 +366,8 @@ def _bools_each(values: np.ndarray, what: Where) -> np.ndarray:
             flags[i] = None
         elif isinstance(value, (bool, np.bool_, int, float, np.number)) and value in (0, 1):
             flags[i] = bool(value)
+        elif isinstance(value, str) and value in BOOLEAN_WORDS:
+            flags[i] = BOOLEAN_WORDS[value]
         else:
             raise _fail(what, i, value, "boolean (true/false)")
     return flags if any(flag is None for flag in flags) else flags.astype(np.bool_)

@@ -23,6 +23,7 @@ class LoadedModel:
     impl: Any
     predict_fn: Callable[..., Any]
     accepts_params: bool
+    predict_unified_llm: Callable[[Any, dict[str, Any] | None], Any] | None = None
 
     def predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
         if self.accepts_params:
@@ -50,14 +51,17 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         )
     elapsed = time.perf_counter() - started
     logger.info("loaded %s via %s in %.2fs", meta.path, meta.loader_module, elapsed)
-    return LoadedModel(meta, impl, predict_fn, _accepts_params(predict_fn))
+    return LoadedModel(
+        meta, impl, predict_fn, _accepts_params(predict_fn), getattr(impl, "predict_unified_llm", None)
+    )
 
 
 def _accepts_params(fn: Callable[..., Any]) -> bool:
+    """MLflow's `PyFuncModel` rule: params go only to a parameter literally named `params`.
+    A `**params` or `**kwargs` catch-all gets nothing, since it usually forwards to a library
+    call (`Pipeline.predict(X, **params)`) that would choke on a `params` keyword."""
     try:
-        parameters = inspect.signature(fn).parameters
+        parameter = inspect.signature(fn).parameters.get("params")
     except (TypeError, ValueError):
         return False
-    return "params" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+    return parameter is not None and parameter.kind is not inspect.Parameter.VAR_KEYWORD

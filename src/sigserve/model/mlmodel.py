@@ -32,6 +32,7 @@ class ModelMeta:
     signature: Signature | None
     serving_input_path: Path | None
     model_id: str | None
+    signature_from_type_hint: bool = False  # MLflow hands `inputs` to the hints, unenforced
 
     @property
     def loader_module(self) -> str:
@@ -80,4 +81,5 @@ def read_mlmodel(model_dir: str | os.PathLike[str]) -> ModelMeta:
         signature=_signature(doc, mlmodel_file),
         serving_input_path=path / example if example else None,
         model_id=doc.get("model_id"),
+        signature_from_type_hint=doc.get("is_signature_from_type_hint") is True,
     )

@@ -234,6 +234,8 @@ class ScoringApp:
             prepared = prepare(scorer, body)
         else:
             prepared = await self._run_blocking(lambda: prepare(scorer, body))
+        if prepared.unified_llm:  # MLflow's own predict, one request at a time
+            return await self._with_timeout(self._run_blocking(lambda: scorer.run(prepared)))
         self.running += 1
         try:
             with unexpected_as(PredictionError, "The model failed to predict on this input"):

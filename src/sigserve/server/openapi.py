@@ -110,6 +110,8 @@ def openapi_document(
     signature = meta.signature
     inputs = signature.inputs if signature else None
     formats = _formats(inputs)
+    if meta.signature_from_type_hint:  # MLflow's rule: only `inputs`, validated by the model's hints
+        formats = {"inputs": formats.get("inputs", {"description": "Validated by the model's type hints."})}
     schemas = {COMPONENT_NAMES[field]: schema for field, schema in formats.items()}
     schemas["Params"] = _params(signature.params if signature else None)
     schemas["InvocationRequest"] = _request(formats)
@@ -539,7 +541,7 @@ def _text(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 
 
 def _service_paths(meta: ModelMeta, name: str, version: str, alias: str | None) -> dict[str, Any]:
-    ready = {"200": {"description": "The model is loaded and warmed up"}}
+    ready = {"200": {"description": "The model is loaded"}}
     metadata = _json_content(_METADATA, example=_metadata_example(meta, name, version, alias))
     return {
         "/ping": _get("health", "ping", "MLflow's readiness probe", ready),
@@ -547,7 +549,8 @@ def _service_paths(meta: ModelMeta, name: str, version: str, alias: str | None) 
         "/v2/health/live": _get("health", "v2HealthLive", "KServe V2 liveness", {
             "200": _flag("The server is up", "live")}),
         "/v2/health/ready": _get("health", "v2HealthReady", "KServe V2 readiness", {
-            "200": _flag("The model is loaded and warmed up", "ready")}),
+            "200": _flag("The model is loaded and scores its own serving example", "ready"),
+            "503": _flag("The model failed on its own serving example (--allow-failing-example)", "ready")}),
         "/version": _get("model", "version", "sigserve's version", {
             "200": _text("The version string", {"type": "string", "examples": [__version__]})}),
         "/metadata": _get("model", "metadata", "What is being served", {

@@ -33,8 +33,10 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
         return JSONResponse({"live": True})
 
     async def ready(request: Request) -> Response:
-        """The app only starts once its model has loaded and warmed up: being up means ready."""
-        return JSONResponse({"ready": True})
+        """The app only starts once its model has loaded and scored its own example; a model
+        served with `--allow-failing-example` that failed on it is never ready."""
+        is_ready = app.manager.current.ready
+        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     async def version(request: Request) -> Response:
         return PlainTextResponse(__version__)
@@ -100,7 +102,8 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
         found = v2_model_or_404(request)
         if isinstance(found, Response):
             return found
-        return JSONResponse({"name": found[1], "ready": True})
+        is_ready = found[0].ready
+        return JSONResponse({"name": found[1], "ready": is_ready}, status_code=200 if is_ready else 503)
 
     async def invocations_method_not_allowed(request: Request) -> Response:
         return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})

@@ -8,12 +8,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sigserve.model.loaders import custom, mlflow_fallback, sklearn
+from sigserve.model.loaders import catboost, custom, lightgbm, mlflow_fallback, sklearn, xgboost
 from sigserve.model.mlmodel import ModelMeta
 
 Loader = Callable[[ModelMeta], Any]
 
-NATIVE_LOADERS: dict[str, Loader] = {sklearn.LOADER_MODULE: sklearn.load}
+NATIVE_LOADERS: dict[str, Loader] = {
+    sklearn.LOADER_MODULE: sklearn.load,
+    xgboost.LOADER_MODULE: xgboost.load,
+    lightgbm.LOADER_MODULE: lightgbm.load,
+    catboost.LOADER_MODULE: catboost.load,
+}
+
+# The sigserve extra each native loader needs: what a generated image installs for the model.
+NATIVE_EXTRAS: dict[str, str] = {
+    sklearn.LOADER_MODULE: "sklearn",
+    xgboost.LOADER_MODULE: xgboost.EXTRA,
+    lightgbm.LOADER_MODULE: lightgbm.EXTRA,
+    catboost.LOADER_MODULE: catboost.EXTRA,
+}
 
 
 def find_loader(meta: ModelMeta) -> Loader:
@@ -25,4 +38,4 @@ def find_loader(meta: ModelMeta) -> Loader:
     return mlflow_fallback.load
 
 
-__all__ = ["Loader", "find_loader"]
+__all__ = ["NATIVE_EXTRAS", "NATIVE_LOADERS", "Loader", "find_loader"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from sigserve.errors import ModelLoadError
@@ -11,7 +13,6 @@ EXTRA_HINT = "pip install 'sigserve[mlflow]'"
 
 
 def load(meta: ModelMeta) -> Any:
-    """Return MLflow's flavor implementation, bypassing PyFuncModel's own schema enforcement."""
     try:
         import mlflow.pyfunc
     except ImportError:
@@ -26,4 +27,42 @@ def load(meta: ModelMeta) -> Any:
         raise ModelLoadError(
             f"MLflow could not load {meta.path} (loader_module {meta.loader_module!r}): {exc}"
         ) from None
-    return pyfunc_model._model_impl
+    return MlflowFlavor(pyfunc_model, meta.pyfunc.predict_fn)
+
+
+class MlflowFlavor:
+    """MLflow's flavor implementation, called as `PyFuncModel.predict` calls it once the input is
+    enforced (sigserve enforces it), so MLflow's own enforcement does not run twice.
+
+    What `PyFuncModel` does after enforcement is done here too: a model whose signature was
+    inferred from a non-DataFrame input example gets its input back in that example's shape.
+    Unified LLM payloads go through `PyFuncModel.predict` whole, MLflow's chat schemas and all.
+    """
+
+    def __init__(self, pyfunc_model: Any, predict_fn: str) -> None:
+        self.pyfunc_model = pyfunc_model
+        self.impl = pyfunc_model._model_impl
+        method = getattr(self.impl, predict_fn, None)
+        if callable(method):
+            setattr(self, predict_fn, _in_example_format(method, pyfunc_model))
+
+    def predict_unified_llm(self, data: dict[str, Any], params: dict[str, Any] | None) -> Any:
+        return self.pyfunc_model.predict(data, params=params)
+
+    def get_raw_model(self) -> Any:
+        return self.impl
+
+
+def _in_example_format(method: Callable[..., Any], pyfunc_model: Any) -> Callable[..., Any]:
+    example = pyfunc_model.input_example
+    if not pyfunc_model.metadata._is_type_hint_from_example() or example is None:
+        return method
+    from mlflow.types.type_hints import _convert_dataframe_to_example_format
+
+    parameter = inspect.signature(method).parameters.get("params")
+    if parameter is not None and parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+        def with_params(data: Any, params: dict[str, Any] | None = None) -> Any:
+            return method(_convert_dataframe_to_example_format(data, example), params=params)
+
+        return with_params
+    return lambda data: method(_convert_dataframe_to_example_format(data, example))

@@ -22,7 +22,8 @@ def load(meta: ModelMeta) -> Any:
 
 
 class SklearnModel:
-    """`mlflow.sklearn`'s pyfunc wrapper: `predict(data)` plus the custom predict functions.
+    """`mlflow.sklearn`'s pyfunc wrapper: `predict(data)` plus the custom predict functions, each
+    called with the data alone, never with params (so `Pipeline.predict(X, **params)` is safe).
 
     For a plain estimator (not a pipeline or column transformer) given an all-numeric frame whose
     columns are exactly `feature_names_in_`, the values are handed over as one array: the frame
@@ -30,7 +31,9 @@ class SklearnModel:
     several times the prediction itself. Linear models go further (`sklearn_linear.py`).
     """
 
-    _CUSTOM_PREDICT_FNS = ("predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+    _CUSTOM_PREDICT_FNS = (
+        "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score", "decision_function"
+    )
 
     def __init__(self, estimator: Any) -> None:
         self.estimator = estimator
@@ -58,9 +61,9 @@ class _FastInput:
     def wrap(self, method: Any, direct: Predictor | None = None) -> Any:
         """`direct` answers for the arrays it takes (None: it declines); `method` for the rest."""
         if self.feature_names is None and direct is None:
-            return method
+            return lambda data: method(data)
 
-        def call(data: Any, params: dict[str, Any] | None = None) -> Any:
+        def call(data: Any) -> Any:
             values = self.as_array(data)
             if direct is not None and isinstance(values, np.ndarray):
                 predicted = direct(values)

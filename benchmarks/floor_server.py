@@ -32,6 +32,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLI
     os.environ.setdefault(_name, "1")  # before numpy or any OpenMP library is loaded
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -121,6 +122,9 @@ def main() -> None:
     parser.add_argument("-m", "--model", required=True, help="a local MLflow model directory")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5001)
+    parser.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
+                        help="move the start-up heap (MLflow, the model) out of the garbage collector's "
+                             "reach once loaded, as sigserve does (default on)")
     args = parser.parse_args()
 
     import uvicorn
@@ -129,9 +133,12 @@ def main() -> None:
     predict, what = load_predict(args.model)
     warm_up(predict, args.model)
     threadpool_limits(1)  # every native pool loaded by now, the model's included
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()  # otherwise every full collection walks all of MLflow's and the model's objects
     print(json.dumps({"floor": what, "model": args.model}), flush=True)
     uvicorn.run(build_app(predict), host=args.host, port=args.port, workers=1, access_log=False,
-                log_level="warning")
+                proxy_headers=False, log_level="warning")  # as `sigserve serve -w 1` runs uvicorn
 
 
 if __name__ == "__main__":

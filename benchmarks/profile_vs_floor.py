@@ -27,6 +27,7 @@ os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # the floo
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import gc  # noqa: E402
 import io  # noqa: E402
 import pstats  # noqa: E402
 import sys  # noqa: E402
@@ -86,6 +87,8 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    gc.collect()
+    gc.freeze()  # as both servers do once loaded: full collections then skip MLflow's and the model's objects
     print(f"floor: {what}\n")
 
     def floor_whole(ct: str, body: bytes) -> bytes:

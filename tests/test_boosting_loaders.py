@@ -18,14 +18,9 @@ from helpers import MlflowScorer, SigserveWithoutMlflow
 from sigserve.model.loader import LoadedModel, load_model
 from sigserve.model.loaders import NATIVE_LOADERS
 from sigserve.scoring import Scorer
+from zoo import boosting
 
-BOOSTING_PREFIXES = ("xgb_", "lgbm_", "catboost_")
-ZOO_NAMES = [
-    "xgb_booster_ubj", "xgb_booster_json", "xgb_booster_xgb", "xgb_booster_params", "xgb_classifier",
-    "xgb_classifier_multiclass", "xgb_regressor", "xgb_rf_classifier", "xgb_rf_regressor", "xgb_ranker",
-    "lgbm_booster", "lgbm_classifier", "lgbm_classifier_cloudpickle", "lgbm_regressor",
-    "catboost_classifier", "catboost_classifier_multiclass", "catboost_regressor",
-]
+ZOO_NAMES = boosting.NAMES
 SERVED = ["xgb_booster_json", "xgb_classifier", "xgb_regressor", "lgbm_booster", "lgbm_classifier",
           "lgbm_regressor", "catboost_classifier", "catboost_regressor"]
 LIBRARY_OF = {"xgb_classifier": "xgboost", "lgbm_booster": "lightgbm", "catboost_regressor": "catboost"}
@@ -59,8 +54,9 @@ def assert_identical(actual: Any, expected: Any) -> None:
 
 
 def test_zoo_has_every_boosting_model(zoo) -> None:
-    assert sorted(name for name in zoo if name.startswith(BOOSTING_PREFIXES)) == sorted(ZOO_NAMES)
-    assert all(zoo[name].native for name in ZOO_NAMES)
+    assert set(ZOO_NAMES) <= set(zoo) and all(zoo[name].native for name in ZOO_NAMES)
+    flavors = {zoo[name].notes["flavor"] for name in ZOO_NAMES}
+    assert flavors == {"mlflow.xgboost", "mlflow.lightgbm", "mlflow.catboost"}
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)

@@ -19,7 +19,6 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -254,7 +253,7 @@ def _load_model(meta: ModelMeta, xgb: Any) -> Any:
     data_path = meta.path / meta.pyfunc.data if meta.pyfunc.data else meta.path
     model_dir = data_path.parent if data_path.is_file() else data_path
     model = _model_class(meta, flavor.get("model_class") or DEFAULT_MODEL_CLASS, xgb)()
-    model.load_model(str(Path(model_dir) / flavor["data"]))
+    model.load_model(str(model_dir / flavor["data"]))
     return model
 
 

@@ -1,6 +1,6 @@
 """xgboost, LightGBM and CatBoost models loaded natively: the same answers as MLflow's pyfunc,
-in-process and from a server where `import mlflow` fails, and a one-line error naming the extra
-when the library itself is missing."""
+in-process (served, with and without MLflow, in test_zoo.py), and a one-line error naming the
+extra when the library itself is missing."""
 
 from __future__ import annotations
 
@@ -14,15 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import MlflowScorer, SigserveWithoutMlflow
+from helpers import MlflowScorer
 from sigserve.model.loader import LoadedModel, load_model
 from sigserve.model.loaders import NATIVE_LOADERS
 from sigserve.scoring import Scorer
 from zoo import boosting
 
 ZOO_NAMES = boosting.NAMES
-SERVED = ["xgb_booster_json", "xgb_classifier", "xgb_regressor", "lgbm_booster", "lgbm_classifier",
-          "lgbm_regressor", "catboost_classifier", "catboost_regressor"]
 LIBRARY_OF = {"xgb_classifier": "xgboost", "lgbm_booster": "lightgbm", "catboost_regressor": "catboost"}
 
 
@@ -114,30 +112,6 @@ def test_xgboost_frames_off_the_array_path_predict_as_mlflow(zoo, name: str) -> 
             assert_identical(ours[1], theirs[1])
         else:
             assert ours[1] == theirs[1]
-
-
-@pytest.fixture(scope="module")
-def served(zoo):
-    """One sigserve without MLflow per model, started on first use and stopped after the module."""
-    servers: dict[str, SigserveWithoutMlflow] = {}
-
-    def get(name: str) -> SigserveWithoutMlflow:
-        if name not in servers:
-            servers[name] = SigserveWithoutMlflow(zoo[name].path).start(timeout=120)
-        return servers[name]
-
-    yield get
-    for server in servers.values():
-        server.stop()
-
-
-@pytest.mark.parametrize("name", SERVED)
-def test_served_without_mlflow_answers_as_mlflow(zoo, served, name: str) -> None:
-    model = zoo[name]
-    body = split_body(model.rows)
-    response = served(name).post(body)
-    assert response.status_code == 200, response.text
-    assert MlflowScorer(model.path).score(body) == (200, response.json())
 
 
 def run_cli_without(module: str, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -31,7 +31,6 @@ NAMES = (
 def build(root: Path) -> dict[str, ZooModel]:
     import mlflow.pyfunc
     from mlflow.models import infer_signature
-    from mlflow.types import ParamSchema, ParamSpec
     from zoo import pyfunc_classes
 
     zoo: dict[str, ZooModel] = {}

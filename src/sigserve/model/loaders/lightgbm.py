@@ -8,13 +8,11 @@ ignores them. Only the thread count differs: sigserve's, where LightGBM would ta
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
 from typing import Any
 
 from sigserve.errors import ModelLoadError
 from sigserve.model.loaders.custom import add_code_dir
-from sigserve.model.loaders.sklearn import EXTRA_HINT as SKLEARN_EXTRA_HINT
+from sigserve.model.loaders.sklearn import deserialize
 from sigserve.model.mlmodel import ModelMeta
 from sigserve.server.native_threads import default_native_threads
 
@@ -59,31 +57,7 @@ def _load_model(meta: ModelMeta, lgb: Any) -> Any:
         return lgb.Booster(model_file=str(model_file))
     add_code_dir(meta)  # a pickled model may refer to the user's code, as under MLflow
     serialization = flavor.get("serialization_format") or DEFAULT_SERIALIZATION
-    try:
-        return _deserialize(model_file, serialization, flavor.get("skops_trusted_types"))
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"Loading {model_file} ({serialization}) needs the '{exc.name}' package; {SKLEARN_EXTRA_HINT}"
-        ) from None
-
-
-def _deserialize(path: Path, serialization: str, trusted_types: list[str] | None) -> Any:
-    if serialization == "skops":
-        import skops.io
-
-        try:
-            return skops.io.load(path, trusted=trusted_types)
-        except skops.io.exceptions.UntrustedTypesFoundException as exc:
-            raise ModelLoadError(f"{path}: skops found types not listed in skops_trusted_types: {exc}") from None
-    if serialization == "cloudpickle":
-        import cloudpickle
-
-        with open(path, "rb") as handle:
-            return cloudpickle.load(handle)
-    if serialization == "pickle":
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
-    raise ModelLoadError(f"{path.parent}/MLmodel: unknown lightgbm serialization_format {serialization!r}")
+    return deserialize(model_file, serialization, flavor.get("skops_trusted_types"), FLAVOR)
 
 
 def _import_lightgbm(meta: ModelMeta) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 import warnings
 from typing import Any
 
@@ -103,11 +104,15 @@ def _load_estimator(meta: ModelMeta) -> Any:
     file_name = meta.pyfunc.data or flavor.get("pickled_model")
     if not file_name:
         raise ModelLoadError(f"{meta.path}/MLmodel: the sklearn flavor names no model file")
-    path = meta.path / file_name
-    serialization = flavor.get("serialization_format", "pickle")
+    return deserialize(meta.path / file_name, flavor.get("serialization_format", "pickle"),
+                       flavor.get("skops_trusted_types"), "sklearn")
+
+
+def deserialize(path: Path, serialization: str, trusted_types: list[str] | None, flavor: str) -> Any:
+    """A scikit-learn API object in one of the formats MLflow writes (also LightGBM's estimators)."""
     try:
         if serialization == "skops":
-            return _load_skops(path, flavor.get("skops_trusted_types"))
+            return _load_skops(path, trusted_types)
         if serialization == "cloudpickle":
             import cloudpickle
 
@@ -120,10 +125,10 @@ def _load_estimator(meta: ModelMeta) -> Any:
         raise ModelLoadError(
             f"Loading {path} ({serialization}) needs the '{exc.name}' package; {EXTRA_HINT}"
         ) from None
-    raise ModelLoadError(f"{meta.path}/MLmodel: unknown sklearn serialization_format {serialization!r}")
+    raise ModelLoadError(f"{path.parent}/MLmodel: unknown {flavor} serialization_format {serialization!r}")
 
 
-def _load_skops(path: Any, trusted_types: list[str] | None) -> Any:
+def _load_skops(path: Path, trusted_types: list[str] | None) -> Any:
     import skops.io
 
     try:

@@ -151,7 +151,7 @@ def build_model(root: Path, kind: str = "logistic_regression") -> Path:
     model = estimator_for(kind).fit(X, y)
     with warnings.catch_warnings():  # the "integer column(s)" hint is about missing values; irrelevant here
         warnings.simplefilter("ignore", UserWarning)
-        signature = infer_signature(X, model.predict(X.head(20)))
+        signature = infer_signature(X, y)
     # requirements given, not inferred: inference runs the model in a subprocess, ~10 s each
     requirements = {"xgboost": ["xgboost"], "lightgbm": ["lightgbm", "scikit-learn", "skops"]}
     common = {"signature": signature, "input_example": X.head(3),

@@ -94,3 +94,11 @@ def test_the_probe_body_takes_the_fast_path_with_a_valid_number() -> None:
 @pytest.mark.parametrize("token", ["+1", ".5", "1.", "01", "1e", "-", "1e400", "-01", "1e5-", "0x1"])
 def test_numbers_json_refuses_are_not_read_by_the_fast_path(token: str) -> None:
     assert parse_with_numeric_grid(_with_first_value(token)) is None
+
+
+def test_wide_rows_take_the_general_path_which_is_faster_for_them() -> None:
+    wide = [[float(i + j) / 7 for j in range(30)] for i in range(2000)]
+    document = json.dumps({"dataframe_split": {"columns": [f"c{j}" for j in range(30)], "data": wide}}).encode()
+    assert len(document) > MIN_DATA_BYTES
+    assert parse_with_numeric_grid(document) is None
+    assert isinstance(parse_with_numeric_grid(body(numeric_rows()))["dataframe_split"]["data"], NumericGrid)

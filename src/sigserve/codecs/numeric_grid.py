@@ -21,6 +21,10 @@ import pyarrow.csv as pacsv
 from sigserve.codecs.arrow_memory import arrow_copy
 
 MIN_DATA_BYTES = 128 * 1024
+# Wider rows go faster through orjson: at 30 columns the grid cost 2.4x the general path's CPU
+# (pyarrow's per-column work and the byte scans grow with the body, orjson's objects do not
+# grow faster); at 4 columns it cost 0.6x.
+MAX_COLUMNS = 8
 _FLOAT64_EXACT = 2.0**53
 _DATA_ARRAY = re.compile(rb'"data"\s*:\s*(\[[\d\s.,eE+\-\[\]]*\])')
 _WHITESPACE = b" \t\r\n"
@@ -42,7 +46,7 @@ class NumericGrid:
 
 def parse_with_numeric_grid(body: bytes) -> Any | None:
     """The document with `dataframe_split.data` as a NumericGrid, or None to use the general path."""
-    if len(body) < MIN_DATA_BYTES:
+    if len(body) < MIN_DATA_BYTES or not _narrow_rows(body):
         return None
     match = _DATA_ARRAY.search(body)
     if match is None or match.end(1) - match.start(1) < MIN_DATA_BYTES:
@@ -61,6 +65,14 @@ def parse_with_numeric_grid(body: bytes) -> Any | None:
         return None
     split["data"] = grid
     return document
+
+
+def _narrow_rows(body: bytes) -> bool:
+    """A cheap look at the first row's width, before any full scan. Only a guess (a column named
+    "data" can mislead it), which is enough: it picks the faster path, not the answer."""
+    first_row = body.find(b"[", body.find(b"[", body.find(b'"data"') + 1) + 1)
+    end = body.find(b"]", first_row)
+    return first_row > 0 and end > 0 and body.count(b",", first_row, end) < MAX_COLUMNS
 
 
 def _read_grid(array_text: bytes) -> NumericGrid | None:

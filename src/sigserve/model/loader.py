@@ -50,7 +50,8 @@ def load_model(model_dir: str | Path) -> LoadedModel:
             f"The model loaded by {meta.loader_module!r} has no method {meta.pyfunc.predict_fn!r}"
         )
     elapsed = time.perf_counter() - started
-    logger.info("loaded %s via %s in %.2fs", meta.path, meta.loader_module, elapsed)
+    logger.info("loaded %s (loader_module %s) with %s in %.2fs", meta.path, meta.loader_module,
+                loader.__module__, elapsed)
     return LoadedModel(
         meta, impl, predict_fn, _accepts_params(predict_fn), getattr(impl, "predict_unified_llm", None)
     )

@@ -73,7 +73,7 @@ def main() -> int:
 
     from sigserve.model.loader import load_model
     from sigserve.scoring import Scorer
-    from sigserve.server.native_threads import limit_native_threads
+    from sigserve.native_threads import limit_native_threads
 
     limit_native_threads(1)  # what `sigserve serve` does before loading
     with warnings.catch_warnings():

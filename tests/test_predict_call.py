@@ -58,3 +58,32 @@ def test_decision_function_is_served_though_mlflow_cannot_load_it(decision_funct
         response = server.post(body)
     assert response.status_code == 200, response.text
     assert np.array_equal(np.array(response.json()["predictions"]), expected)
+
+
+LLM_LOADER = '''
+class _Echo:
+    def predict(self, data, params=None):
+        return {"echo": data, "params": params}
+
+
+def _load_pyfunc(path):
+    return _Echo()
+'''
+
+
+def test_a_native_model_without_signature_takes_a_unified_llm_payload_as_mlflow_does(tmp_path) -> None:
+    """MLflow hands such a model the payload's dict and answers unwrapped; so does sigserve."""
+    import mlflow.pyfunc
+
+    from helpers import MlflowScorer
+    from sigserve.model.loader import load_model
+    from sigserve.scoring import Scorer
+
+    module = tmp_path / "sigtest_llm_echo.py"
+    module.write_text(LLM_LOADER)
+    path = tmp_path / "model"
+    mlflow.pyfunc.save_model(path, loader_module="sigtest_llm_echo", code_paths=[str(module)])
+    body = json.dumps({"prompt": "hi", "max_tokens": 3}).encode()
+    ours = json.loads(Scorer(load_model(path)).score("application/json", body).body)
+    assert ours["echo"] == {"prompt": "hi", "max_tokens": 3}
+    assert MlflowScorer(path).score(body) == (200, ours)

@@ -122,12 +122,16 @@ def test_alias_move_flips_every_worker_without_a_failed_request(registered: str,
     assert f"{NAME}/1" not in load.versions[first_v2 + 40 * int(workers):], "no worker stays on the old version"
 
 
-def test_a_new_version_failing_on_its_example_is_refused(registered: str, models, tmp_path) -> None:
+@pytest.mark.parametrize("allow", [(), ("--allow-failing-example",)], ids=["strict", "allowed"])
+def test_a_new_version_failing_on_its_example_is_refused(registered: str, models, tmp_path, allow) -> None:
+    """`--allow-failing-example` serves such a model at start-up, but never swaps one in for a
+    version that is ready."""
     broken = tmp_path / "nan_example"
     shutil.copytree(models["sklearn_skops"], broken)
     example = {"dataframe_split": {"columns": IRIS, "data": [[None, 3.5, 1.4, 0.2]]}}  # fits, then sklearn raises
     (broken / "serving_input_example.json").write_text(json.dumps(example))
-    with SigserveServer(f"models:/{NAME}@champion", "--registry-uri", registered, "--reload-interval", "0.3") as server:
+    with SigserveServer(f"models:/{NAME}@champion", "--registry-uri", registered, "--reload-interval", "0.3",
+                        *allow) as server:
         registry("register", "--registry-uri", registered, "--name", NAME, "--path", str(broken), "--alias", "champion")
         assert wait_for(lambda: "version 3 of churn was not swapped in" in server.log(), 60)
         assert "fails on its own serving input example" in server.log()

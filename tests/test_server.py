@@ -175,14 +175,20 @@ def test_inline_policy_only_admits_bodies_as_large_as_proven_fast() -> None:
 def test_inline_policy_judges_cpu_time_but_bounds_wall_time() -> None:
     from sigserve.server.inline import InlinePolicy
 
-    queued_for_the_gil = _timing(0.0001, wall=InlinePolicy.MAX_THREAD_WALL_SECONDS / 2)
-    waiting_on_io = _timing(0.0001, wall=InlinePolicy.MAX_THREAD_WALL_SECONDS * 2)
+    queued_for_the_gil = _timing(0.0001, wall=InlinePolicy.MAX_THREAD_WALL_SECONDS / 2, contended=True)
+    waiting_on_io = _timing(0.0001, wall=InlinePolicy.MAX_THREAD_WALL_SECONDS * 2, contended=True)
+    alone_waiting_on_io = _timing(0.0001, wall=InlinePolicy.MAX_INLINE_WALL_SECONDS * 2)
     policy = InlinePolicy()
     for _ in range(InlinePolicy.WARMUP):
         policy.record(queued_for_the_gil)
     assert policy.allowed(100)
     policy.record(waiting_on_io)
     assert not policy.allowed(100)
+    for _ in range(InlinePolicy.WARMUP):
+        policy.record(queued_for_the_gil)
+    assert policy.allowed(100)
+    policy.record(alone_waiting_on_io)
+    assert not policy.allowed(100), "nothing queued it: the wall time was its own"
 
 
 def test_a_moderately_slow_request_in_a_busy_thread_neither_proves_nor_resets() -> None:

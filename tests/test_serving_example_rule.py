@@ -34,7 +34,9 @@ def test_a_model_failing_on_its_example_does_not_start(failing_model: Path) -> N
     stderr = result.stderr.decode()
     assert "Traceback" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("sigserve: the model fails on its own serving input example: ValueError: Input X contains NaN")
+    assert last.startswith(f"sigserve: the model fails on its own serving input example "
+                           f"({failing_model / 'serving_input_example.json'}): ValueError: Input X contains NaN")
+    assert last.endswith("(--allow-failing-example serves it, never ready)")
 
 
 def test_predict_is_not_gated_by_the_example(failing_model: Path) -> None:

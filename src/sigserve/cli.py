@@ -25,7 +25,7 @@ from sigserve.model.source import resolve
 from sigserve.registry.cache import CACHE_DIR_ENV
 from sigserve.registry_cli import add_registry_commands, run_registry_command
 from sigserve.scoring import Scorer
-from sigserve.server.native_threads import (
+from sigserve.native_threads import (
     default_native_threads,
     limit_native_threads,
     threads_for,
@@ -61,8 +61,8 @@ def _env(name: str, default: object) -> object:
 
 def _flag_env(name: str, default: bool = False) -> bool:
     """A boolean `SIGSERVE_<NAME>`: the usual spellings of false turn it off, anything else on."""
-    value = os.environ.get(f"SIGSERVE_{name}")
-    if value is None:
+    value = os.environ.get(f"SIGSERVE_{name}", "")
+    if not value.strip():  # unset, or rendered empty by a template
         return default
     return value.strip().lower() not in ("0", "false", "no", "off")
 

@@ -90,9 +90,10 @@ def load_servable(resolved: ResolvedModel, *, allow_failing_example: bool = Fals
     scorer = Scorer(load_model(resolved.path))
     failure = scorer.example_failure()
     if failure is not None:
-        message = f"the model fails on its own serving input example: {' '.join(failure.split())}"
+        example = scorer.model.meta.serving_input_path
+        message = f"the model fails on its own serving input example ({example}): {' '.join(failure.split())}"
         if not allow_failing_example:
-            raise WarmUpFailed(message)
+            raise WarmUpFailed(f"{message} (--allow-failing-example serves it, never ready)")
         logger.error("%s; serving it anyway (--allow-failing-example), but never reporting it ready", message)
     return Servable(scorer, resolved, alias_of(resolved.uri), time.perf_counter() - started, failure)
 
@@ -199,7 +200,9 @@ class ReloadPoller:
             return False
         logger.info("%s now points to version %s; loading it", self.uri, resolved.version)
         try:
-            servable = load_servable(resolved, allow_failing_example=self.allow_failing_example)
+            # a ready version is never replaced by one that is not
+            allowed = self.allow_failing_example and not self.manager.current.ready
+            servable = load_servable(resolved, allow_failing_example=allowed)
         except ModelLoadError as exc:
             self._refused = identity
             if events is not None:

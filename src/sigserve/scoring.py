@@ -68,6 +68,9 @@ class Scorer:
         try:
             prepared.encode(self._call_model(prepared))
         except Exception as exc:
+            if _mlflow_refused_input(exc):  # MLflow's own enforcement: chat schemas, type hints
+                logger.warning("the model's serving input example does not fit its signature; not warmed up: %s", exc)
+                return None
             logger.debug("the model failed on its serving input example", exc_info=exc)
             return exc.message if isinstance(exc, SigserveError) else f"{type(exc).__name__}: {exc}"
         logger.info("warmed up with %s", example.name)
@@ -96,12 +99,17 @@ class Scorer:
         return Prepared(model_input, params, decoded.format)
 
     def _prepare_unified_llm(self, decoded: Decoded) -> Prepared:
-        """MLflow enforces these itself, against its chat schemas: they go to MLflow's own predict."""
+        """MLflow enforces these itself, against its chat schemas: they go to MLflow's own predict.
+        A natively loaded model without a signature gets the dict as MLflow would hand it over."""
+        if self.model.predict_unified_llm is None and self.input_schema is None:
+            params = self._enforce_decoded(Decoded(decoded.data, decoded.params, decoded.format))[1]
+            return Prepared(decoded.data.value, params, decoded.format, encode_unwrapped)
         if self.model.predict_unified_llm is None:
             error = BadRequest(
                 "A top-level 'messages', 'prompt' or 'input' key makes this a unified LLM request, "
-                f"which only models loaded through MLflow take; this one ({self.model.meta.loader_module}) "
-                "takes one of the fields dataframe_split, dataframe_records, instances or inputs"
+                f"which only models loaded through MLflow or without a signature take; this one "
+                f"({self.model.meta.loader_module}) takes one of the fields dataframe_split, dataframe_records, "
+                "instances or inputs"
             )
             error.payload_format = decoded.format
             raise error
@@ -152,6 +160,12 @@ def unexpected_as(error_type: type[SigserveError], summary: str) -> Iterator[Non
     except Exception as exc:
         logger.warning("%s", summary, exc_info=exc)
         raise error_type(f"{summary}: {type(exc).__name__}: {exc}") from exc
+
+
+def _mlflow_refused_input(exc: Exception) -> bool:
+    """MLflow validates unified LLM payloads and type-hinted inputs inside predict, and says so
+    with INVALID_PARAMETER_VALUE: a refusal of the input, not a failure of the model."""
+    return type(exc).__name__ == "MlflowException" and getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE"
 
 
 def _row_count(model_input: Any) -> int | None:

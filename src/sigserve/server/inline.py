@@ -28,8 +28,9 @@ class InlinePolicy:
 
     Fast means at most `MAX_CPU_SECONDS` of the scoring thread's CPU: CPU, not wall time,
     because a request in a thread also waits for the GIL behind the others. Wall time still
-    bounds it (`MAX_THREAD_WALL_SECONDS` in a thread, `MAX_INLINE_WALL_SECONDS` inline), so a
-    model that waits on I/O or on its own threads stays in threads.
+    bounds it (`MAX_THREAD_WALL_SECONDS` in a thread next to other scoring work,
+    `MAX_INLINE_WALL_SECONDS` otherwise), so a model that waits on I/O or on its own threads
+    stays in threads.
 
     Threads running side by side also inflate each other's CPU time: a gradient-boosted model
     that costs 1.1 ms inline averaged 4.5 ms per request in four scoring threads, many over the
@@ -66,7 +67,10 @@ class InlinePolicy:
     def record(self, timing: Timing) -> None:
         """A refusal proves nothing about scoring, so only a success counts as fast; a slow
         failure still counts as slow, unless it is inconclusive."""
-        wall_limit = self.MAX_INLINE_WALL_SECONDS if timing.inline else self.MAX_THREAD_WALL_SECONDS
+        # Queueing for the GIL behind other scoring work stretches wall time; alone, a thread run
+        # whose wall time far exceeds its CPU time waits on I/O and must not run inline.
+        queued = timing.contended and not timing.inline
+        wall_limit = self.MAX_THREAD_WALL_SECONDS if queued else self.MAX_INLINE_WALL_SECONDS
         fast = timing.cpu_seconds <= self.MAX_CPU_SECONDS and timing.wall_seconds <= wall_limit
         if fast and not timing.succeeded:
             return

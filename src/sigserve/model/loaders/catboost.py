@@ -12,7 +12,7 @@ from typing import Any
 
 from sigserve.errors import ModelLoadError
 from sigserve.model.mlmodel import ModelMeta
-from sigserve.server.native_threads import default_native_threads
+from sigserve.native_threads import default_native_threads
 
 LOADER_MODULE = "mlflow.catboost"
 EXTRA = "catboost"

@@ -14,7 +14,7 @@ from sigserve.errors import ModelLoadError
 from sigserve.model.loaders.custom import add_code_dir
 from sigserve.model.loaders.sklearn import deserialize
 from sigserve.model.mlmodel import ModelMeta
-from sigserve.server.native_threads import default_native_threads
+from sigserve.native_threads import default_native_threads
 
 LOADER_MODULE = "mlflow.lightgbm"
 EXTRA = "lightgbm"

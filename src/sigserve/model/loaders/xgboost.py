@@ -27,7 +27,7 @@ import pandas as pd
 from sigserve.errors import ModelLoadError
 from sigserve.model.loaders.custom import add_code_dir
 from sigserve.model.mlmodel import ModelMeta
-from sigserve.server.native_threads import default_native_threads
+from sigserve.native_threads import default_native_threads
 
 logger = logging.getLogger("sigserve.model")
 
@@ -43,6 +43,7 @@ PROBE_ROWS = (64, 7, 1)
 MAX_PROBE_CELLS = 1 << 16  # per frame
 MAX_PROBE_COLUMNS = 1 << 12  # over all frames: xgboost's DataFrame path costs ~0.2 ms a column
 MAX_THRESHOLDS = 32  # per feature
+MAX_THRESHOLD_ROUNDS = 64  # thresholds come from the first rounds; the proof still runs the whole model
 NUMERIC_FEATURE_TYPES = frozenset({"float", "int", "i", "q"})
 
 
@@ -223,6 +224,9 @@ def _probe_frames(booster: Any, names: list[str]) -> list[pd.DataFrame]:
 
 def _threshold_candidates(booster: Any, n_features: int) -> list[np.ndarray]:
     thresholds: list[list[float]] = [[] for _ in range(n_features)]
+    rounds = booster.num_boosted_rounds()
+    if rounds > MAX_THRESHOLD_ROUNDS:  # a large model's JSON would cost gigabytes as Python objects
+        booster = booster[:MAX_THRESHOLD_ROUNDS]
     trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
     for tree in trees:
         for feature, condition, left in zip(tree["split_indices"], tree["split_conditions"], tree["left_children"]):

@@ -265,6 +265,21 @@ class MlflowScorer:
         return 200, json.loads(result.response)
 
 
+def requirement_lines(context: Path) -> list[str]:
+    """The requirements a generated build context installs, comments left out."""
+    return [line for line in (context / "install" / "requirements.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+
+
+def generate(model: Path, out: Path, **kwargs: Any) -> Path:
+    """`generate-dockerfile`'s build context for a local model directory."""
+    from sigserve.dockerfile import write_build_context
+    from sigserve.model.resolved import ResolvedModel
+
+    write_build_context(ResolvedModel(uri=str(model), path=model), out, **kwargs)
+    return out
+
+
 def mlflow_cli() -> str:
     return shutil.which("mlflow") or f"{sys.executable} -m mlflow"
 

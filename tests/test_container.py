@@ -13,17 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, run_cli
+from helpers import free_port, generate, requirement_lines, run_cli
 
 from sigserve.dockerfile import (
     BAKED_MODEL_PATH,
     DEFAULT_BASE_IMAGE,
     DockerfileError,
     model_needs_mlflow,
-    write_build_context,
 )
 from sigserve.model.mlmodel import read_mlmodel
-from sigserve.model.resolved import ResolvedModel
 
 REPO = Path(__file__).resolve().parent.parent
 INSTRUCTIONS = {"FROM", "ARG", "ENV", "RUN", "COPY", "ADD", "WORKDIR", "USER", "EXPOSE", "HEALTHCHECK",
@@ -158,16 +156,6 @@ def test_healthcheck_command_probes_a_real_server(models: dict[str, Path], serve
 
 
 # --- generate-dockerfile --------------------------------------------------------------------------
-
-def requirement_lines(context: Path) -> list[str]:
-    return [line for line in (context / "install" / "requirements.txt").read_text().splitlines()
-            if line and not line.startswith("#")]
-
-
-def generate(model: Path, out: Path, **kwargs) -> Path:
-    write_build_context(ResolvedModel(uri=str(model), path=model), out, **kwargs)
-    return out
-
 
 def test_sklearn_model_context_bakes_the_model_without_mlflow(models: dict[str, Path], tmp_path: Path) -> None:
     model = models["sklearn_skops"]

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import generate, requirement_lines, run_cli
 from packaging.requirements import Requirement
 
 from sigserve.dockerfile import read_requirements, write_build_context
@@ -43,16 +43,6 @@ def _name(requirement: str) -> str:
 
 def _pyproject() -> dict:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
-
-
-def requirement_lines(context: Path) -> list[str]:
-    return [line for line in (context / "install" / "requirements.txt").read_text().splitlines()
-            if line and not line.startswith("#")]
-
-
-def generate(model: Path, out: Path, **kwargs) -> Path:
-    write_build_context(ResolvedModel(uri=str(model), path=model), out, **kwargs)
-    return out
 
 
 @pytest.fixture(scope="module")

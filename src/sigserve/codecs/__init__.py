@@ -14,7 +14,8 @@ from sigserve.codecs.mlflow_json import decode_mlflow_json
 from sigserve.codecs.parquet import ParquetDecoder
 from sigserve.model.schema import Schema
 
-BODY_DECODERS = {d.media_type: d for d in (JsonDecoder(), CsvDecoder(), ParquetDecoder())}
+JSON_DECODER = JsonDecoder()
+BODY_DECODERS = {d.media_type: d for d in (JSON_DECODER, CsvDecoder(), ParquetDecoder())}
 MEDIA_TYPES = tuple(BODY_DECODERS)
 
 
@@ -25,10 +26,10 @@ def decode(
     """`type_hints`: the model's signature comes from its type hints (MLflow's `inputs`-only rule);
     `param_names` tell a unified LLM payload's params from its data."""
     media = parse_content_type(content_type, MEDIA_TYPES)
-    if media.type == JsonDecoder.media_type and not media.params:
-        decoded = decode_mlflow_json(body, type_hints=type_hints, param_names=param_names)
-        if decoded is not None:
-            return decoded
+    if media.type == JSON_DECODER.media_type and not media.params:  # parsed once, whichever rules apply
+        document = JSON_DECODER.parse(body)
+        decoded = decode_mlflow_json(document, type_hints=type_hints, param_names=param_names)
+        return decoded or JSON_DECODER.decode_document(document, schema, media.params)
     return BODY_DECODERS[media.type].decode(body, schema, media.params)
 
 

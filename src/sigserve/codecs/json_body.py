@@ -56,13 +56,19 @@ class JsonDecoder:
     media_type = "application/json"
 
     def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded:
-        document = parse_with_numeric_grid(body) or parse_json(body)
+        return self.decode_document(self.parse(body), schema, params)
+
+    @staticmethod
+    def parse(body: bytes) -> Any:
+        return parse_with_numeric_grid(body) or parse_json(body)
+
+    def decode_document(self, document: Any, schema: Schema | None, params: dict[str, str]) -> Decoded:
         seed_format = params.get("format")
         if seed_format is not None:
             field = SEED_FORMAT_FIELDS[seed_format]
             return Decoded(FIELD_DECODERS[field].decode(document, schema), None, seed_format)
         if not isinstance(document, dict):
-            raise BadRequest(f"{REQUIRED}. Received {_kind(document)}.")
+            raise BadRequest(f"{REQUIRED}. Received {kind_of(document)}.")
         fields = [key for key in document if key in FIELD_DECODERS]
         if not fields and is_bare_split(document):
             data = FIELD_DECODERS["dataframe_split"].decode(document, schema)
@@ -79,5 +85,5 @@ def is_bare_split(document: Any) -> bool:
     return isinstance(document, dict) and BARE_SPLIT_REQUIRED <= document.keys() <= BARE_SPLIT_KEYS
 
 
-def _kind(document: Any) -> str:
+def kind_of(document: Any) -> str:
     return "a list" if isinstance(document, list) else f"a {type(document).__name__}"

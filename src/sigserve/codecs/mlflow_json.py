@@ -12,19 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from sigserve.codecs.base import Decoded, Raw
-from sigserve.codecs.json_body import parse_json
+from sigserve.codecs.json_body import kind_of
 from sigserve.errors import InvalidParameter
 
 LLM_KEYS = ("messages", "prompt", "input")
-_LLM_KEY_BYTES = tuple(f'"{key}"'.encode() for key in LLM_KEYS)
 UNIFIED_LLM_FORMAT = "unified_llm"
 
 
-def decode_mlflow_json(body: bytes, *, type_hints: bool, param_names: frozenset[str]) -> Decoded | None:
-    """The decoded body when one of MLflow's own rules applies, else None (the usual decoders)."""
-    if not type_hints and not any(key in body for key in _LLM_KEY_BYTES):
-        return None  # the common case costs a few substring scans, not a second parse
-    document = parse_json(body)
+def decode_mlflow_json(document: Any, *, type_hints: bool, param_names: frozenset[str]) -> Decoded | None:
+    """The decoded body when one of MLflow's own rules applies, else None (the usual fields)."""
     if isinstance(document, dict) and any(key in document for key in LLM_KEYS):
         data = {key: value for key, value in document.items() if key not in param_names}
         params = {key: value for key, value in document.items() if key in param_names}
@@ -32,13 +28,9 @@ def decode_mlflow_json(body: bytes, *, type_hints: bool, param_names: frozenset[
     if not type_hints:
         return None
     if not isinstance(document, dict) or "inputs" not in document:
-        found = list(document) if isinstance(document, dict) else _kind(document)
+        found = list(document) if isinstance(document, dict) else kind_of(document)
         raise InvalidParameter(
             "Request payload must be a dictionary with 'inputs' key when the model contains a valid "
             f"type hint. Found: {found}."
         )
     return Decoded(Raw(document["inputs"]), document.get("params"), "inputs")
-
-
-def _kind(value: Any) -> str:
-    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"

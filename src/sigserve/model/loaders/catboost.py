@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sigserve.errors import ModelLoadError
+from sigserve.model.loaders.native import import_library
 from sigserve.model.mlmodel import ModelMeta
 from sigserve.native_threads import default_native_threads
 
@@ -23,7 +24,7 @@ DEFAULT_SAVE_FORMAT = "cbm"  # CatBoost's own default; MLflow writes it explicit
 
 
 def load(meta: ModelMeta) -> CatBoostModel:
-    cb = _import_catboost(meta)
+    cb = import_library("catboost", meta, EXTRA_HINT)
     flavor = meta.flavors.get(FLAVOR)
     if not isinstance(flavor, dict):
         raise ModelLoadError(f"{meta.path}/MLmodel: the model has no catboost flavor")
@@ -53,14 +54,3 @@ class CatBoostModel:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         return self.cb_model.predict(data, thread_count=self.threads)
-
-
-def _import_catboost(meta: ModelMeta) -> Any:
-    try:
-        import catboost
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"The model at {meta.path} is an {LOADER_MODULE} model; loading it needs the "
-            f"'{exc.name or 'catboost'}' package; {EXTRA_HINT}"
-        ) from None
-    return catboost

@@ -13,6 +13,7 @@ from typing import Any
 from sigserve.errors import ModelLoadError
 from sigserve.model.loaders.custom import add_code_dir
 from sigserve.model.loaders.sklearn import deserialize
+from sigserve.model.loaders.native import import_library
 from sigserve.model.mlmodel import ModelMeta
 from sigserve.native_threads import default_native_threads
 
@@ -25,7 +26,7 @@ DEFAULT_SERIALIZATION = "cloudpickle"  # MLflow's reading of a flavor that names
 
 
 def load(meta: ModelMeta) -> LightGBMModel:
-    lgb = _import_lightgbm(meta)
+    lgb = import_library("lightgbm", meta, EXTRA_HINT)
     return LightGBMModel(_load_model(meta, lgb), default_native_threads())
 
 
@@ -58,14 +59,3 @@ def _load_model(meta: ModelMeta, lgb: Any) -> Any:
     add_code_dir(meta)  # a pickled model may refer to the user's code, as under MLflow
     serialization = flavor.get("serialization_format") or DEFAULT_SERIALIZATION
     return deserialize(model_file, serialization, flavor.get("skops_trusted_types"), FLAVOR)
-
-
-def _import_lightgbm(meta: ModelMeta) -> Any:
-    try:
-        import lightgbm
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"The model at {meta.path} is an {LOADER_MODULE} model; loading it needs the "
-            f"'{exc.name or 'lightgbm'}' package; {EXTRA_HINT}"
-        ) from None
-    return lightgbm

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sigserve.errors import ModelLoadError
+from sigserve.model.loaders.native import FeatureColumns
 from sigserve.model.loaders.sklearn_linear import Predictor, linear_predictor
 from sigserve.model.mlmodel import ModelMeta
 
@@ -56,12 +57,11 @@ class _FastInput:
     model: without a cycle, a retired model is freed as soon as its last request ends."""
 
     def __init__(self, feature_names: pd.Index | None) -> None:
-        self.feature_names = feature_names
-        self.known_columns: pd.Index | None = None
+        self.columns = FeatureColumns(feature_names) if feature_names is not None else None
 
     def wrap(self, method: Any, direct: Predictor | None = None) -> Any:
         """`direct` answers for the arrays it takes (None: it declines); `method` for the rest."""
-        if self.feature_names is None and direct is None:
+        if self.columns is None and direct is None:
             return lambda data: method(data)
 
         def call(data: Any) -> Any:
@@ -75,20 +75,11 @@ class _FastInput:
         return call
 
     def as_array(self, data: Any) -> Any:
-        if self.feature_names is not None and isinstance(data, pd.DataFrame) and self._has_feature_columns(data):
+        if self.columns is not None and isinstance(data, pd.DataFrame) and self.columns.match(data):
             values = data.to_numpy()
             if values.dtype.kind in "iuf":  # any non-numeric column makes it object
                 return values
         return data
-
-    def _has_feature_columns(self, data: pd.DataFrame) -> bool:
-        """Requests reuse one cached column Index, so identity settles it after the first."""
-        if data.columns is self.known_columns:
-            return True
-        if not data.columns.equals(self.feature_names):
-            return False
-        self.known_columns = data.columns
-        return True
 
 
 def _plain_feature_names(estimator: Any) -> pd.Index | None:

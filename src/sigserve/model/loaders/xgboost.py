@@ -26,6 +26,7 @@ import pandas as pd
 
 from sigserve.errors import ModelLoadError
 from sigserve.model.loaders.custom import add_code_dir
+from sigserve.model.loaders.native import FeatureColumns, import_library
 from sigserve.model.mlmodel import ModelMeta
 from sigserve.native_threads import default_native_threads
 
@@ -48,7 +49,7 @@ NUMERIC_FEATURE_TYPES = frozenset({"float", "int", "i", "q"})
 
 
 def load(meta: ModelMeta) -> XGBoostModel:
-    xgb = _import_xgboost(meta)
+    xgb = import_library("xgboost", meta, EXTRA_HINT)
     try:
         model = _load_model(meta, xgb)
     except ImportError as exc:  # xgboost imports scikit-learn only for its scikit-learn API
@@ -124,9 +125,8 @@ class _ArrayPath:
     """
 
     def __init__(self, names: pd.Index, array_predict: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.names = names
+        self.columns = FeatureColumns(names)
         self.array_predict = array_predict
-        self.known_columns: pd.Index | None = None
 
     @classmethod
     def proven(
@@ -151,7 +151,7 @@ class _ArrayPath:
         return path
 
     def __call__(self, data: Any) -> np.ndarray | None:
-        if not isinstance(data, pd.DataFrame) or not len(data) or not self._has_feature_columns(data):
+        if not isinstance(data, pd.DataFrame) or not len(data) or not self.columns.match(data):
             return None
         if not all(dtype in ARRAY_DTYPES for dtype in data.dtypes):
             return None
@@ -161,15 +161,6 @@ class _ArrayPath:
         if (np.abs(values) >= EXACT_IN_FLOAT64).any():  # also infinities; NaN compares False
             return None
         return self.array_predict(values)
-
-    def _has_feature_columns(self, data: pd.DataFrame) -> bool:
-        """Requests reuse one cached column Index, so identity settles it after the first."""
-        if data.columns is self.known_columns:
-            return True
-        if not data.columns.equals(self.names):
-            return False
-        self.known_columns = data.columns
-        return True
 
     def _reproduces(self, frame_predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> bool:
         """The same values, dtype and shape as the DataFrame path, from either memory layout."""
@@ -272,14 +263,3 @@ def _model_class(meta: ModelMeta, name: str, xgb: Any) -> type:
     if not (isinstance(cls, type) and issubclass(cls, (xgb.Booster, xgb.XGBModel))):
         raise ModelLoadError(f"{meta.path}/MLmodel: model_class {name!r} is not an xgboost model class")
     return cls
-
-
-def _import_xgboost(meta: ModelMeta) -> Any:
-    try:
-        import xgboost
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"The model at {meta.path} is an {LOADER_MODULE} model; loading it needs the "
-            f"'{exc.name or 'xgboost'}' package; {EXTRA_HINT}"
-        ) from None
-    return xgboost

@@ -20,6 +20,13 @@
 # SIGSERVE_LOG_LEVEL, SIGSERVE_LOG_FORMAT, SIGSERVE_ACCESS_LOG, SIGSERVE_BATCH_MAX_SIZE,
 # SIGSERVE_BATCH_MAX_WAIT_MS. Arguments after the image name are passed to `sigserve serve`.
 # A model baked in lives at /opt/model with MODEL_URI=/opt/model (`sigserve generate-dockerfile`).
+#
+# Security: the image binds 0.0.0.0, and with no settings anyone who reaches the port may score,
+# read /metadata and /metrics. Turn on bearer tokens (SIGSERVE_AUTH_TOKEN_FILE, a file of tokens
+# one a line, e.g. a mounted Secret; or SIGSERVE_AUTH_TOKENS=a,b) and TLS (SIGSERVE_TLS_CERT and
+# SIGSERVE_TLS_KEY, PEM files), or keep the port behind a network policy. Set TLS by environment,
+# not by flags: the HEALTHCHECK reads SIGSERVE_TLS_CERT to speak HTTPS (without verifying, to
+# 127.0.0.1), and probes /ping, which needs no token.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -54,7 +61,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 WORKDIR /home/sigserve
 EXPOSE 8080
-# python, not curl: slim images have no curl.
+# python, not curl: slim images have no curl. HTTPS when SIGSERVE_TLS_CERT is set.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ping' % os.environ.get('SIGSERVE_PORT', '8080'), timeout=4)"]
+    CMD ["/opt/venv/bin/python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('SIGSERVE_TLS_CERT')); c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen('%s://127.0.0.1:%s/ping' % ('https' if tls else 'http', os.environ.get('SIGSERVE_PORT', '8080')), timeout=4, context=c if tls else None)"]
 ENTRYPOINT ["/opt/venv/bin/sigserve", "serve"]

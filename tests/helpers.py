@@ -201,20 +201,14 @@ class SigserveServer:
 
     def wait_ready(self, timeout: float = 60.0, attempts: int = 3) -> SigserveServer:
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                if attempts > 1 and _PORT_TAKEN.search(self.log()):  # another process took the free port
-                    self.port = free_port()
-                    self.url = f"http://127.0.0.1:{self.port}"
-                    return self.start(timeout, attempts - 1)
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/ping", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_answering(self.url + "/ping", timeout, self.process):
+            return self
+        if self.process.poll() is not None:
+            if attempts > 1 and _PORT_TAKEN.search(self.log()):  # another process took the free port
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                return self.start(timeout, attempts - 1)
+            raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"server did not answer /ping within {timeout}s:\n{self.log()}")
 
@@ -350,6 +344,26 @@ def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+def is_answering(url: str, verify: Any = True) -> bool:
+    """A GET of `url` answers 200 now; a refused connection or a timeout is a no."""
+    try:
+        return httpx.get(url, timeout=1.0, verify=verify).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_answering(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None,
+                   verify: Any = True) -> bool:
+    """Poll a readiness URL (`/ping`, `/health`) until it answers 200; False once `timeout`
+    passes or `process`, the server, exits first. Every test waits for its servers with this;
+    `verify` is httpx's, for HTTPS servers."""
+
+    def exited() -> bool:
+        return process is not None and process.poll() is not None
+
+    return wait_for(lambda: exited() or is_answering(url, verify), timeout) and not exited()
 
 
 def children_of(pid: int) -> set[int]:

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import free_port, same_json
+from helpers import free_port, same_json, wait_answering
 from test_conformance import CASES, Case, _body
 
 SERVED = ("sklearn_skops", "echo")
@@ -29,13 +28,8 @@ class MlflowServer:
              "-p", str(self.port), "-w", "1", "--env-manager", "local"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/ping", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        if wait_answering(self.url + "/ping", 120, self.process):
+            return
         self.stop()
         raise RuntimeError("mlflow models serve did not start")
 

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from helpers import ALL_TYPES, REQUIREMENTS, TESTS_DIR
+from helpers import ALL_TYPES, REQUIREMENTS, TESTS_DIR, SigserveServer
 
 from sigserve.model.loader import LoadedModel, load_model
 from sigserve.scoring import Scorer
@@ -41,6 +41,7 @@ def batch_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "summary": (batching_models.Summary(), x_only),
         "dict_out": (batching_models.DictOut(), x_only),
         "slow_double": (batching_models.SlowDouble(), x_only),
+        "rows_per_call": (batching_models.RowsPerCall(), x_only),
         "frame_echo": (batching_models.FrameEcho(), all_types),
         "frame_echo_optional": (batching_models.FrameEcho(), optional),
         "frame_echo_nosig": (batching_models.FrameEcho(), None),
@@ -94,6 +95,14 @@ def batched(batcher: MicroBatcher, model: LoadedModel, requests: list[Request]) 
         return await asyncio.gather(*calls, return_exceptions=True)
 
     return asyncio.run(run())
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Await a condition on the event loop: `helpers.wait_for` for coroutines."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.001)
 
 
 def assert_same(got: Any, want: Any) -> None:
@@ -327,8 +336,7 @@ def test_cancelled_waiters_do_not_break_the_others(batch_models) -> None:
 
     async def run() -> list[Any]:
         tasks = [asyncio.ensure_future(batcher.predict(counted.model, *request)) for request in requests]
-        while not counted.rows:  # the first four are predicting (0.3 s), the last three still waiting
-            await asyncio.sleep(0.005)
+        await until(lambda: counted.rows)  # the first four are predicting (0.3 s), the last three still waiting
         tasks[1].cancel()
         tasks[5].cancel()
         answers = await asyncio.gather(*tasks, return_exceptions=True)
@@ -352,11 +360,11 @@ def test_a_batch_whose_waiters_all_left_is_not_predicted(batch_models) -> None:
 
     async def run() -> None:
         tasks = [asyncio.ensure_future(batcher.predict(counted.model, *x_rows(model, x))) for x in (1.0, 2.0)]
-        await asyncio.sleep(0.02)
+        await until(lambda: sum(batch.rows for batch in batcher._pending.values()) == 2)  # both waiting
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.2)  # past max_wait: the time in which the batch must not be predicted
 
     asyncio.run(run())
 
@@ -376,6 +384,31 @@ def test_a_batch_left_by_a_stopped_loop_does_not_hold_up_the_next(models) -> Non
     got = asyncio.run(asyncio.wait_for(batcher.predict(model, model_input, params), 10))
 
     assert_same(got, model.predict(model_input, params))
+
+
+def test_micro_batching_over_http_shares_predict_calls_and_answers_each_its_own_rows(batch_models) -> None:
+    """A real server: concurrent one-row requests share predict calls (each answer says how many
+    rows its call had; all 1 without batching), never above --batch-max-size, and every client
+    gets its own row back."""
+    xs = [float(i) for i in range(32)]
+    server = SigserveServer(batch_models["rows_per_call"], "--batch-max-size", "8", "--batch-max-wait-ms", "200")
+    with server:
+        barrier = threading.Barrier(len(xs))
+
+        def one(x: float) -> dict[str, list]:
+            barrier.wait()
+            response = server.post({"dataframe_split": {"columns": ["x"], "data": [[x]]}})
+            assert response.status_code == 200, response.text
+            return response.json()["predictions"]
+
+        with ThreadPoolExecutor(len(xs)) as pool:
+            answers = list(pool.map(one, xs))
+
+    assert [answer["double"] for answer in answers] == [[2 * x] for x in xs]
+    sizes = [rows for answer in answers for rows in answer["rows_in_call"]]
+    assert max(sizes) > 1, f"every request was predicted alone: {sizes}"
+    assert all(1 <= size <= 8 for size in sizes), sizes
+    assert all(sizes.count(size) % size == 0 for size in sizes), f"a call of n rows answers n requests: {sizes}"
 
 
 def test_invalid_settings_are_refused() -> None:

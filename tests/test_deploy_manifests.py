@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 OVERLAY = DEPLOY / "overlays" / "example"
+SECURE = DEPLOY / "overlays" / "secure"
+COMPONENTS = DEPLOY / "components"
 KSERVE = DEPLOY / "kserve"
 SERVER_DRAIN_EXTRA_SECONDS = 5  # the server drains for up to its request timeout plus 5 s
 KUBECTL = shutil.which("kubectl")
@@ -73,7 +76,7 @@ def kustomize(path: Path) -> list[dict]:
     assert out.returncode == 0, out.stderr
     docs = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
     for doc in docs:
-        validate_k8s(doc, f"kubectl kustomize {path.relative_to(ROOT)}")
+        validate_k8s(doc, f"kubectl kustomize {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return docs
 
 
@@ -96,14 +99,15 @@ def pre_stop_seconds(container: dict) -> int:
     return int(command[1])
 
 
-def assert_sigserve_container(container: dict, env: dict, port: int | str) -> None:
-    """What any pod running sigserve needs, whatever wrote it."""
+def assert_sigserve_container(container: dict, env: dict, port: int | str, scheme: str | None = None) -> None:
+    """What any pod running sigserve needs, whatever wrote it (probes over HTTPS with TLS on)."""
     assert env["SIGSERVE_HOST"] == "0.0.0.0"
     assert env["SIGSERVE_PORT"] == "8080"
     assert [(p["containerPort"], p.get("protocol", "TCP")) for p in container["ports"]] == [(8080, "TCP")]
     for kind, path in [("startupProbe", "/v2/health/live"), ("livenessProbe", "/v2/health/live"),
                        ("readinessProbe", "/v2/health/ready")]:
-        assert container[kind]["httpGet"] == {"path": path, "port": port}, kind
+        expected = {"path": path, "port": port, **({"scheme": scheme} if scheme else {})}
+        assert container[kind]["httpGet"] == expected, kind
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "too short for a model load"
     sc = container["securityContext"]
@@ -149,7 +153,8 @@ def test_manifest_file_is_valid(path):
         validate_k8s(doc, str(path.relative_to(ROOT)))
 
 
-@pytest.mark.parametrize("kustomization", [BASE, OVERLAY], ids=["base", "overlays/example"])
+@pytest.mark.parametrize("kustomization", [BASE, OVERLAY, SECURE],
+                         ids=["base", "overlays/example", "overlays/secure"])
 def test_kustomization_files_exist(kustomization):
     k = yaml.safe_load((kustomization / "kustomization.yaml").read_text())
     assert k["apiVersion"] == "kustomize.config.k8s.io/v1beta1" and k["kind"] == "Kustomization"
@@ -158,6 +163,10 @@ def test_kustomization_files_exist(kustomization):
         assert target.exists(), f"{resource} listed in {kustomization} does not exist"
         if target.is_dir():
             assert (target / "kustomization.yaml").exists()
+    for component in k.get("components", []):
+        target = (kustomization / component).resolve()
+        c = yaml.safe_load((target / "kustomization.yaml").read_text())
+        assert c["apiVersion"] == "kustomize.config.k8s.io/v1alpha1" and c["kind"] == "Component", component
     listed = {(kustomization / r).resolve() for r in k["resources"]}
     for manifest in kustomization.glob("*.yaml"):
         assert manifest.name == "kustomization.yaml" or manifest.resolve() in listed, \
@@ -239,6 +248,60 @@ def test_example_overlay_builds_to_valid_manifests():
     assert backend["name"] == service["metadata"]["name"]
     assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def mounted_secret(pod: dict, container: dict, path: str) -> dict:
+    """The Secret volume holding `path`: mounted whole (no subPath, so a rotated Secret reaches the
+    pod), read-only, its files readable by the pod's fsGroup."""
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert "subPath" not in mount and mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == 10001
+    return volume["secret"]
+
+
+@needs_kubectl
+def test_secure_overlay_adds_auth_and_tls_to_the_base():
+    kinds = by_kind(kustomize(SECURE))
+    assert set(kinds) == {"ServiceAccount", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget"}
+    assert not any(kind == "Secret" for kind in kinds), "the tokens and the certificate are the user's Secrets"
+    deployment, config = kinds["Deployment"], kinds["ConfigMap"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_values(container, config["data"])
+    assert_sigserve_container(container, env, "http", scheme="HTTPS")
+    assert_grace_covers_drain(pod, container, env)
+    assert_registry_secret(env, "sigserve-registry")
+    pod_volumes_cover_mounts(pod, container)
+
+    tokens = mounted_secret(pod, container, env["SIGSERVE_AUTH_TOKEN_FILE"])
+    assert tokens["secretName"] == "sigserve-auth"
+    assert tokens["items"] == [{"key": "tokens", "path": Path(env["SIGSERVE_AUTH_TOKEN_FILE"]).name}]
+    assert "SIGSERVE_METRICS_WITHOUT_AUTH" not in env, "/metrics needs a token too unless asked"
+    certificate = mounted_secret(pod, container, env["SIGSERVE_TLS_CERT"])
+    assert certificate == mounted_secret(pod, container, env["SIGSERVE_TLS_KEY"])
+    assert certificate["secretName"] == "sigserve-tls"
+    assert {Path(env["SIGSERVE_TLS_CERT"]).name, Path(env["SIGSERVE_TLS_KEY"]).name} == {"tls.crt", "tls.key"}
+    assert kinds["Service"]["spec"]["ports"][0]["appProtocol"] == "https"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("component", ["auth", "tls"])
+def test_each_component_applies_to_the_base_alone(component, tmp_path):
+    """A component is usable on its own: base plus only that component builds and validates."""
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(BASE, tmp_path)],
+        "components": [os.path.relpath(COMPONENTS / component, tmp_path)]}))
+    (deployment,) = [d for d in kustomize(tmp_path) if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = env_values(container)
+    assert ("SIGSERVE_AUTH_TOKEN_FILE" in env) == (component == "auth")
+    assert ("SIGSERVE_TLS_CERT" in env) == ("SIGSERVE_TLS_KEY" in env) == (component == "tls")
+    schemes = {container[k]["httpGet"].get("scheme", "HTTP")
+               for k in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert schemes == {"HTTPS" if component == "tls" else "HTTP"}
 
 
 # ---------------------------------------------------------------------------------------------

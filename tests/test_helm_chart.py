@@ -80,6 +80,28 @@ VALUE_SETS: dict[str, dict] = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
     },
+    "auth": {
+        "model": {"uri": "models:/churn@champion"},
+        "auth": {"enabled": True, "existingSecret": "churn-tokens"},
+        "serviceMonitor": {"enabled": True, "bearerTokenSecret": {"key": "prometheus-token"}},
+    },
+    "tls": {
+        "model": {"uri": "models:/churn@champion"},
+        "tls": {"enabled": True, "existingSecret": "churn-tls"},
+        "ingress": {"enabled": True, "className": "nginx",
+                    "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"},
+                    "hosts": [{"host": "churn.models.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}]},
+        "serviceMonitor": {"enabled": True, "tlsConfig": {"ca": {"secret": {"name": "churn-tls", "key": "ca.crt"}},
+                                                          "serverName": f"{FULLNAME}.{NAMESPACE}.svc"}},
+    },
+    "auth-and-tls": {
+        "model": {"uri": "models:/churn@champion"},
+        "auth": {"enabled": True, "existingSecret": "churn-tokens", "tokensKey": "api.tokens",
+                 "metricsWithoutAuth": True},
+        "tls": {"enabled": True, "existingSecret": "churn-tls"},
+        "server": {"workers": 2},
+        "serviceMonitor": {"enabled": True, "tlsConfig": {"insecureSkipVerify": True}},
+    },
     "minimal": {
         "model": {"uri": "/models/churn"},
         "replicaCount": 1,
@@ -134,6 +156,15 @@ BAD_VALUE_SETS: dict[str, tuple[str, dict]] = {
     "topology spread with no keys": ("topologySpread.topologyKeys", {"topologySpread": {"enabled": True, "topologyKeys": []}}),
     "env entry without a name": ("env.0", {"env": [{"value": "x"}]}),
     "requests that are not quantities": ("resources.requests.cpu", {"resources": {"requests": {"cpu": "half"}}}),
+    "auth without its Secret": ("auth.existingSecret", {"auth": {"enabled": True}}),
+    "TLS without its Secret": ("tls.existingSecret", {"tls": {"enabled": True}}),
+    "bad auth Secret name": ("auth.existingSecret", {"auth": {"enabled": True, "existingSecret": "API_Tokens"}}),
+    "token key with a slash": ("auth.tokensKey", {"auth": {"tokensKey": "tokens/v1"}}),
+    "metricsWithoutAuth as a string": ("auth.metricsWithoutAuth", {"auth": {"metricsWithoutAuth": "yes"}}),
+    "misspelt auth key": ("auth", {"auth": {"secretName": "tokens"}}),
+    "misspelt TLS key": ("tls", {"tls": {"enabled": True, "existingSecret": "t", "certFile": "/x"}}),
+    "bad scrape token key": ("serviceMonitor.bearerTokenSecret.key",
+                             {"serviceMonitor": {"bearerTokenSecret": {"key": "prometheus token"}}}),
 }
 
 
@@ -185,6 +216,8 @@ def validate_crd_service_monitor(doc: dict, service: dict) -> None:
     assert set(spec) <= {"selector", "namespaceSelector", "endpoints", "jobLabel"}
     assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = spec["endpoints"]
+    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "honorLabels", "scheme", "tlsConfig",
+                             "authorization"}
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
     assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint["interval"])
@@ -244,6 +277,9 @@ def test_every_manifest_validates_against_kubernetes(chart, schema, name):
     ("baked-model", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
     ("everything-else", {"Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor"}),
     ("minimal", {"Deployment", "Service", "ServiceAccount"}),
+    ("auth", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ServiceMonitor"}),
+    ("tls", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "Ingress", "ServiceMonitor"}),
+    ("auth-and-tls", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ServiceMonitor"}),
 ])
 def test_optional_objects_only_when_enabled(chart, name, expected):
     docs, _ = render(chart, VALUE_SETS[name])
@@ -475,6 +511,106 @@ def test_notes_show_how_to_try_it(chart):
     assert "WARNING" not in notes
     _, notes = render(chart, {})
     assert "WARNING: model.uri is empty" in notes
+
+
+# ---------------------------------------------------------------------------------------------
+# authentication and TLS
+
+def secret_volume(pod: dict, container_: dict, mount_path: str) -> tuple[dict, dict]:
+    """The Secret volume mounted at `mount_path`, and its mount: whole, read-only, no subPath (so
+    a rotated Secret reaches the running pod)."""
+    (mount,) = [m for m in container_["volumeMounts"] if m["mountPath"] == mount_path]
+    assert mount == {"name": mount["name"], "mountPath": mount_path, "readOnly": True}
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["defaultMode"] == 0o440, "root-owned files the pod's fsGroup may read"
+    return volume["secret"], mount
+
+
+def test_defaults_have_neither_auth_nor_tls(chart):
+    docs, notes = render(chart, {})
+    c = container(docs)
+    assert not any(n.startswith(("SIGSERVE_AUTH", "SIGSERVE_TLS", "SIGSERVE_METRICS")) for n in env_of(c))
+    assert all(p.get("scheme", "HTTP") == "HTTP" for p in (c[k]["httpGet"] for k in
+                                                           ("startupProbe", "livenessProbe", "readinessProbe")))
+    assert "consider auth.enabled, tls.enabled" in notes
+
+
+def test_auth_mounts_the_token_secret_as_a_file(chart):
+    docs, notes = render(chart, VALUE_SETS["auth"])
+    kinds = by_kind(docs)
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    c = container(docs)
+    env = env_of(c)
+    secret, mount = secret_volume(pod, c, "/etc/sigserve/auth")
+    assert secret["secretName"] == "churn-tokens"
+    assert secret["items"] == [{"key": "tokens", "path": "tokens"}]
+    assert env["SIGSERVE_AUTH_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens"
+    assert env["SIGSERVE_METRICS_WITHOUT_AUTH"]["value"] == "false"
+    assert "SIGSERVE_AUTH_TOKENS" not in env, "tokens never go into the pod spec"
+    assert not any(d["kind"] == "Secret" for d in docs), "the chart never creates the tokens"
+    # probes need no token and stay on plain HTTP without TLS
+    assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    (endpoint,) = kinds["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["authorization"] == {"type": "Bearer",
+                                         "credentials": {"name": "churn-tokens", "key": "prometheus-token"}}
+    assert "scheme" not in endpoint
+    assert "get secret churn-tokens -o jsonpath='{.data.tokens}'" in notes
+    assert 'curl -s -H "Authorization: Bearer $TOKEN" $URL/invocations' in notes
+    assert "curl -s $URL/v2/health/ready" in notes
+
+
+def test_tls_serves_probes_and_scrapes_over_https(chart):
+    docs, notes = render(chart, VALUE_SETS["tls"])
+    kinds = by_kind(docs)
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    c = container(docs)
+    env = env_of(c)
+    secret, mount = secret_volume(pod, c, "/etc/sigserve/tls")
+    assert secret["secretName"] == "churn-tls"
+    assert secret["items"] == [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
+    assert env["SIGSERVE_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["SIGSERVE_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    assert c["ports"] == [{"name": "https", "containerPort": 8080, "protocol": "TCP"}]
+    for kind, path in [("startupProbe", "/v2/health/live"), ("livenessProbe", "/v2/health/live"),
+                       ("readinessProbe", "/v2/health/ready")]:
+        assert c[kind]["httpGet"] == {"path": path, "port": "https", "scheme": "HTTPS"}, kind
+    assert kinds["Service"]["spec"]["ports"] == [
+        {"name": "https", "port": 80, "targetPort": "https", "protocol": "TCP", "appProtocol": "https"}]
+    backend = kinds["Ingress"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["port"] == {"name": "https"}
+    (endpoint,) = kinds["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["port"] == "https" and endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == VALUE_SETS["tls"]["serviceMonitor"]["tlsConfig"]
+    assert "authorization" not in endpoint, "no auth: no scrape token"
+    assert "TLS is on" in notes and "backend-protocol" in notes
+    assert "SIGSERVE_AUTH_TOKEN_FILE" not in env_of(c)
+
+
+def test_auth_and_tls_with_metrics_left_open(chart):
+    docs, notes = render(chart, VALUE_SETS["auth-and-tls"])
+    kinds = by_kind(docs)
+    c = container(docs)
+    env = env_of(c)
+    assert env["SIGSERVE_METRICS_WITHOUT_AUTH"]["value"] == "true"
+    assert env["SIGSERVE_TLS_CERT"]["value"].startswith("/etc/sigserve/tls/")
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    secret, _ = secret_volume(pod, c, "/etc/sigserve/auth")
+    assert secret["items"] == [{"key": "api.tokens", "path": "tokens"}]
+    (endpoint,) = kinds["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and "authorization" not in endpoint
+    assert "/metrics is left open" in notes
+    assert "jsonpath='{.data.api\\.tokens}'" in notes, "a dot in a key name is escaped for jsonpath"
+    assert "URL=https://127.0.0.1:8080" in notes and "curl -sk $URL/v2/health/ready" in notes
+
+
+def test_scrape_needs_a_token_when_auth_covers_metrics(chart):
+    values = {"auth": {"enabled": True, "existingSecret": "churn-tokens"}, "serviceMonitor": {"enabled": True}}
+    with pytest.raises(helm.HelmRenderError, match="set serviceMonitor.bearerTokenSecret.key"):
+        render(chart, values)
+    docs, _ = render(chart, {**values, "serviceMonitor": {"enabled": True, "bearerTokenSecret": {
+        "name": "prometheus-scrape", "key": "token"}}})
+    (endpoint,) = by_kind(docs)["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["authorization"]["credentials"] == {"name": "prometheus-scrape", "key": "token"}
 
 
 # ---------------------------------------------------------------------------------------------

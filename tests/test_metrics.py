@@ -242,5 +242,22 @@ def test_prepare_multiprocess_dir_wipes_stale_files(tmp_path: Path, monkeypatch:
     assert os.environ[MULTIPROC_ENV] == made and os.path.isdir(made) and made != str(tmp_path)
 
 
-def test_mark_process_dead_without_a_directory_does_nothing(single_process: None) -> None:
+def test_mark_process_dead_without_a_directory_leaves_the_live_series(single_process: None) -> None:
+    """One process and no shared files: marking any pid dead, this one's too, must neither drop
+    its live gauges (in flight, model info) nor send later values to some directory."""
+    metrics = Metrics()
+    metrics.model_loaded("iris", "1", "champion", 0.5)
+    metrics.request_started()
+    before = parse(metrics)
+    assert value(before, "sigserve_in_flight_requests") == 1
+    assert value(before, "sigserve_model_info", name="iris", version="1", alias="champion") == 1
+
     mark_process_dead(os.getpid())
+    mark_process_dead(os.getpid() + 1)
+
+    assert parse(metrics) == before
+    assert MULTIPROC_ENV not in os.environ
+    metrics.request_finished(200, "json", 0.01, 2)
+    after = parse(metrics)
+    assert value(after, "sigserve_in_flight_requests") == 0
+    assert value(after, "sigserve_requests_total", status="200", format="json") == 1

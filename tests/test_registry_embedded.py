@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, mlflow_sqlite_tracking
+from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, mlflow_sqlite_tracking, wait_for
 
 from sigserve.errors import ModelLoadError, ModelNotFound
 from sigserve.registry.embedded import (
@@ -33,9 +33,11 @@ REGISTRY_ENTRY = (
     "import sys; sys.modules['mlflow'] = None; "
     "from sigserve.registry_cli import main; sys.exit(main(sys.argv[1:]))"
 )
-# Waits for a start file after the imports, so that all processes race for the write lock at once.
+# Says it is ready, then waits for a start file after the imports, so that all processes race
+# for the write lock at once.
 RACING_ENTRY = (
     "import os, sys, time; sys.modules['mlflow'] = None; from sigserve.registry_cli import main\n"
+    "open(f'{sys.argv[1]}.ready.{os.getpid()}', 'w').close()\n"
     "while not os.path.exists(sys.argv[1]): time.sleep(0.002)\n"
     "sys.exit(main(sys.argv[2:]))"
 )
@@ -237,7 +239,12 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(iris, tmp_pa
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
         for i in range(8)
     ]
-    time.sleep(1.0)  # let every process finish importing
+
+    def imported() -> bool:  # ready, or exited (its error is reported below)
+        ready = len(list(tmp_path.glob("go.ready.*")))
+        return ready + sum(p.poll() is not None for p in processes) >= len(processes)
+
+    assert wait_for(imported, 60), "the processes never finished importing"
     go.touch()
     results = [(p.communicate(timeout=60), p.returncode) for p in processes]
     assert all(code == 0 for (_, code) in results), [err for ((_, err), _) in results]
@@ -262,11 +269,9 @@ def test_a_registration_copies_first_then_waits_for_the_write_lock(iris, tmp_pat
                                     str(iris["path"]), "--registry-uri", uri_for(db)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
         incoming = tmp_path / ARTIFACT_DIR / ".incoming"
-        deadline = time.monotonic() + 30
-        while not list(incoming.glob("*/model.skops")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert list(incoming.glob("*/model.skops")), "the copy is made before the lock is taken"
-        time.sleep(0.5)
+        assert wait_for(lambda: list(incoming.glob("*/model.skops")), 30, every=0.02), \
+            "the copy is made before the lock is taken"
+        time.sleep(0.5)  # the time it would take to give up or go ahead without the lock
         assert process.poll() is None  # waiting for the lock, not failing
     finally:
         holder.execute("ROLLBACK")

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, free_port, wait_for
+from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, free_port, wait_answering, wait_for
 
 IRIS_ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
 ADMIN, ADMIN_PASSWORD = "admin", "sigserve-test-admin-pw-2026"
@@ -53,16 +53,10 @@ class MlflowServer:
                                             env=environment, start_new_session=True)
 
     def wait(self, timeout: float = 90.0) -> MlflowServer:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        if wait_answering(self.url + "/health", timeout, self.process):
+            return self
+        if self.process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited:\n{self.log_tail()}")
         self.stop()
         raise RuntimeError(f"mlflow server not healthy in {timeout}s:\n{self.log_tail()}")
 
@@ -150,20 +144,13 @@ def servers(tmp_path_factory):
 
 
 SECURED_SETUP = f"""
-import os, time, httpx, mlflow, mlflow.sklearn
+import os, sys, mlflow, mlflow.sklearn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-url = os.environ["MLFLOW_TRACKING_URI"]
-deadline = time.monotonic() + 90
-while True:
-    try:
-        if httpx.get(url + "/health", timeout=1).status_code == 200:
-            break
-    except httpx.HTTPError:
-        pass
-    if time.monotonic() > deadline:
-        raise SystemExit("auth server did not start")
-    time.sleep(0.2)
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from helpers import wait_answering
+if not wait_answering(os.environ["MLFLOW_TRACKING_URI"] + "/health", 90):
+    raise SystemExit("auth server did not start")
 features, target = load_iris(return_X_y=True, as_frame=True)
 with mlflow.start_run():
     mlflow.sklearn.log_model(LogisticRegression(max_iter=500).fit(features, target), name="model",
@@ -395,7 +382,8 @@ def test_run_artifacts_download_recursively(registry, tmp_path) -> None:
 
 def test_artifact_uri_forms(registry, proxy, tmp_path) -> None:
     """mlflow-artifacts:/ with and without a host, and the proxy's own http URLs, mapped as
-    MLflow's MlflowArtifactsRepository maps them; other schemes are left to the caller."""
+    MLflow's MlflowArtifactsRepository maps them (another origin's without credentials); other
+    schemes are left to the caller."""
     from sigserve.registry.rest_store import RestRegistry
 
     url = registry["url"]
@@ -413,7 +401,9 @@ def test_artifact_uri_forms(registry, proxy, tmp_path) -> None:
     assert not proxy.requests
     http_form = f"{url}/api/2.0/mlflow-artifacts/artifacts{path}"
     assert RestRegistry(url).download(http_form, tmp_path / "http") and tree(tmp_path / "http") == expected
-    assert not through_proxy.download(http_form, tmp_path / "foreign")  # another origin: not with our credentials
+    proxy.reset()
+    assert through_proxy.download(http_form, tmp_path / "foreign") and tree(tmp_path / "foreign") == expected
+    assert not proxy.requests  # another origin: fetched there, without this registry's credentials
     for other in ("s3://bucket/model", "gs://bucket/model", "dbfs:/model", "hdfs://nn/model"):
         assert not through_proxy.download(other, tmp_path / "other")
 

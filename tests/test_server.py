@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 
 import httpx
 import pytest
-from helpers import SigserveServer
+from helpers import ALL_TYPES, SigserveServer, wait_for
 
 import sigserve
 
@@ -93,21 +95,12 @@ def _ping_during_slow_prediction(server: SigserveServer, marker) -> None:
     worker = threading.Thread(target=slow_request)
     worker.start()
     try:
-        assert _wait_for(marker), "the slow prediction never started"
+        assert wait_for(marker.exists, 30, every=0.02), "the slow prediction never started"
         assert httpx.get(server.url + "/ping", timeout=10).status_code == 200
         assert not finished.is_set(), "/ping only answered after the slow prediction"
     finally:
         worker.join()
     assert results == [200]
-
-
-def _wait_for(marker) -> bool:
-    import time
-
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return marker.exists()
 
 
 def test_request_timeout_is_504_and_the_server_recovers(models) -> None:
@@ -250,9 +243,45 @@ def test_a_slow_inline_request_doubles_the_next_warmup_and_a_long_streak_halves_
 
 
 def test_answers_carry_a_content_length(echo: SigserveServer) -> None:
-    response = echo.post({"dataframe_split": {"columns": ["x"], "data": [[1]]}})
-    assert int(response.headers["content-length"]) == len(response.content)
-    assert "transfer-encoding" not in response.headers
+    """Scored and refused answers are framed by a Content-Length that counts the bytes sent
+    (UTF-8, not characters), read off the wire: httpx would trim or reject a wrong one itself."""
+    snowman = "h\u00e9llo \u2603"
+    row = [1, 2, 1.5, 2.5, snowman, True, "2020-01-01", "aGk="]
+    scored = {"dataframe_split": {"columns": [name for name, _ in ALL_TYPES], "data": [row]}}
+    refused = {"dataframe_split": {"columns": ["x"], "data": [[1]]}}
+
+    answers = _exchange(echo, [scored, refused, scored])  # one keep-alive connection
+
+    assert [status for status, _, _ in answers] == [200, 400, 200]
+    for _, headers, body in answers:
+        assert "transfer-encoding" not in headers
+        assert int(headers["content-length"]) == len(body)
+        assert json.loads(body)
+    assert snowman in answers[0][2].decode() and answers[2][2] == answers[0][2]
+    assert len(answers[0][2]) > len(answers[0][2].decode())
+
+
+def _exchange(server: SigserveServer, bodies: list[dict]) -> list[tuple[int, dict[str, str], bytes]]:
+    """POST each body in turn on one raw connection; each answer is read by its Content-Length
+    alone, and after the last (`Connection: close`) nothing more may arrive."""
+    answers = []
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        for i, body in enumerate(bodies):
+            content = json.dumps(body).encode()
+            close = b"Connection: close\r\n" if i == len(bodies) - 1 else b""
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n%s\r\n%s" % (len(content), close, content))
+            status_line = stream.readline()
+            assert status_line.startswith(b"HTTP/1.1 "), f"answer {i} cut short: {status_line!r}"
+            status = int(status_line.split()[1])
+            headers = {}
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            answers.append((status, headers, stream.read(int(headers["content-length"]))))
+        assert stream.read() == b"", "bytes beyond the last Content-Length"
+    return answers
 
 
 def test_inline_scoring_is_off_when_the_timeout_is_too_short_to_protect() -> None:

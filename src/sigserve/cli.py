@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sigserve import __version__
+from sigserve.codecs.limits import UNLIMITED, DecodeLimits, default_max_decoded_bytes
 from sigserve.demo import DEMO_REGISTRY_URI, ensure_demo_registered
 from sigserve.dockerfile import (
     add_generate_dockerfile_flags,
@@ -30,7 +31,7 @@ from sigserve.native_threads import (
     limit_native_threads,
     threads_for,
 )
-from sigserve.server.settings import ServerSettings
+from sigserve.server.settings import ConnectionLimits, ServerSettings
 
 DEFAULT_RELOAD_SECONDS = 30.0
 MODEL_URI_ENV = "MODEL_URI"
@@ -102,6 +103,18 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
     parser.add_argument("--max-concurrency", type=int, default=_env("MAX_CONCURRENCY", ServerSettings.max_concurrency),
                         help="requests scored at once per worker; more get 503 with Retry-After "
                              f"(default $SIGSERVE_MAX_CONCURRENCY, else {ServerSettings.max_concurrency})")
+    decode_limits = DecodeLimits()
+    parser.add_argument("--max-rows", type=int, default=_env("MAX_ROWS", decode_limits.max_rows),
+                        help="requests holding more rows get 413, counted before decoding (default "
+                             f"$SIGSERVE_MAX_ROWS, else {decode_limits.max_rows})")
+    parser.add_argument("--max-columns", type=int, default=_env("MAX_COLUMNS", decode_limits.max_columns),
+                        help="CSV and Parquet bodies with more columns get 413 when every column must be read "
+                             "(a model whose signature does not name its inputs); otherwise only the "
+                             f"signature's are read (default $SIGSERVE_MAX_COLUMNS, else {decode_limits.max_columns})")
+    parser.add_argument("--max-decoded-bytes", type=int, default=_env("MAX_DECODED_BYTES", None),
+                        help="requests that would decode to more bytes get 413, checked before or while "
+                             "decoding (default $SIGSERVE_MAX_DECODED_BYTES, else "
+                             "8 times --max-body-bytes, and at least 64 MiB)")
     parser.add_argument("--model-name", default=_env("MODEL_NAME", None),
                         help="the model name KServe V2 clients use in /v2/models/<name> (default "
                              "$SIGSERVE_MODEL_NAME, else the registered name or the directory name)")
@@ -114,6 +127,22 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         help="serve a model that fails on its own serving_input_example.json instead of "
                              "refusing to start (or to reload); it is then never reported ready "
                              "(or SIGSERVE_ALLOW_FAILING_EXAMPLE=true)")
+    limits = ConnectionLimits()
+    parser.add_argument("--header-timeout", type=float, default=_env("HEADER_TIMEOUT", limits.header_timeout_seconds),
+                        help="seconds a client has to send a request's head, from connecting or from its "
+                             "first byte; slower ones get 408 and are closed (default "
+                             f"$SIGSERVE_HEADER_TIMEOUT, else {limits.header_timeout_seconds:g})")
+    parser.add_argument("--body-timeout", type=float, default=_env("BODY_TIMEOUT", limits.body_timeout_seconds),
+                        help="seconds a client has to send a request's body once its head is in (default "
+                             f"$SIGSERVE_BODY_TIMEOUT, else {limits.body_timeout_seconds:g})")
+    parser.add_argument("--keep-alive", type=float, default=_env("KEEP_ALIVE", limits.keep_alive_seconds),
+                        help="seconds an idle keep-alive connection stays open; keep it above the idle "
+                             "timeout of a load balancer in front (default $SIGSERVE_KEEP_ALIVE, else "
+                             f"{limits.keep_alive_seconds:g})")
+    parser.add_argument("--max-connections", type=int, default=_env("MAX_CONNECTIONS", limits.max_connections),
+                        help="open connections per worker (at most the file descriptor limit less 64); at "
+                             "the cap, the connection waiting longest for its request is closed "
+                             f"(default $SIGSERVE_MAX_CONNECTIONS, else {limits.max_connections})")
     parser.add_argument("--batch-max-size", type=int, default=_env("BATCH_MAX_SIZE", 0),
                         help="merge concurrent requests into one predict call of up to this many "
                              "rows (default $SIGSERVE_BATCH_MAX_SIZE, else 0: off; only for models "
@@ -122,6 +151,19 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         default=_env("BATCH_MAX_WAIT_MS", ServerSettings.batch_max_wait_seconds * 1000),
                         help="longest a request waits for others to join its batch (default "
                              f"$SIGSERVE_BATCH_MAX_WAIT_MS, else {ServerSettings.batch_max_wait_seconds * 1000:g})")
+    parser.add_argument("--auth-token-file", default=_env("AUTH_TOKEN_FILE", None),
+                        help="require 'Authorization: Bearer <token>' everywhere but /ping, /health and "
+                             "/v2/health/*; the accepted tokens, one a line, are re-read when the file changes "
+                             "(default $SIGSERVE_AUTH_TOKEN_FILE; $SIGSERVE_AUTH_TOKENS, comma-separated, adds tokens "
+                             "and turns authentication on too)")
+    parser.add_argument("--metrics-without-auth", action="store_true", default=_flag_env("METRICS_WITHOUT_AUTH"),
+                        help="with authentication on, leave GET /metrics open to scrapers without a token "
+                             "(or SIGSERVE_METRICS_WITHOUT_AUTH=true)")
+    parser.add_argument("--tls-cert", default=_env("TLS_CERT", None),
+                        help="serve HTTPS with this PEM certificate (and chain), re-read when it changes; "
+                             "needs --tls-key (default $SIGSERVE_TLS_CERT)")
+    parser.add_argument("--tls-key", default=_env("TLS_KEY", None),
+                        help="the certificate's unencrypted PEM private key (default $SIGSERVE_TLS_KEY)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,13 +229,29 @@ def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(f"log level {args.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if args.log_format not in LOG_FORMATS:
         parser.error(f"log format {args.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    if args.max_decoded_bytes is None:
+        args.max_decoded_bytes = default_max_decoded_bytes(args.max_body_bytes)
     positive = {"workers": args.workers, "max-concurrency": args.max_concurrency, "max-body-bytes": args.max_body_bytes,
-                "native-threads": args.native_threads}
+                "native-threads": args.native_threads, "max-connections": args.max_connections,
+                "max-rows": args.max_rows, "max-columns": args.max_columns,
+                "max-decoded-bytes": args.max_decoded_bytes}
     for flag, value in positive.items():
         if value < 1:
             parser.error(f"--{flag} must be at least 1, got {value}")
-    if args.timeout is not None and args.timeout <= 0:
-        parser.error(f"--timeout must be positive, got {args.timeout:g}")
+    args.tls_cert, args.tls_key = args.tls_cert or None, args.tls_key or None  # empty env is unset
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together ($SIGSERVE_TLS_CERT and $SIGSERVE_TLS_KEY): "
+                     "give both or neither")
+    from sigserve.server.run import request_timeout
+
+    try:  # -t, or MLflow's variable, resolved here: a bad value must not wait for the model to load
+        args.timeout = request_timeout(args.timeout)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for flag, value in {"header-timeout": args.header_timeout, "body-timeout": args.body_timeout,
+                        "keep-alive": args.keep_alive}.items():
+        if not value > 0:
+            parser.error(f"--{flag} must be positive, got {value:g}")
     for flag, value in {"reload-interval": args.reload_interval, "batch-max-size": args.batch_max_size,
                         "batch-max-wait-ms": args.batch_max_wait_ms}.items():
         if value < 0:
@@ -232,8 +290,12 @@ def _info(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from sigserve.server.app import ScoringApp
     from sigserve.server.metrics import Metrics, prepare_multiprocess_dir
+    from sigserve.server.auth import BearerAuth
     from sigserve.server.run import request_timeout, run_server
+    from sigserve.server.tls import TlsFiles
 
+    auth = BearerAuth.from_config(args.auth_token_file, args.metrics_without_auth)  # before the slow part
+    tls = TlsFiles.from_flags(args.tls_cert, args.tls_key)
     if args.command == "demo":
         args.model_uri, args.cache_dir = ensure_demo_registered(args.registry_uri), None
     if args.workers > 1:
@@ -247,30 +309,47 @@ def _serve(args: argparse.Namespace) -> int:
     if args.reload_interval > 0 and alias_of(args.model_uri):
         poller = ReloadPoller(args.model_uri, args.registry_uri, args.reload_interval, manager,
                               allow_failing_example=args.allow_failing_example)
+    timeout = request_timeout(args.timeout)
     settings = ServerSettings(
-        timeout_seconds=request_timeout(args.timeout),
+        timeout_seconds=timeout,
         max_body_bytes=args.max_body_bytes,
         max_concurrency=args.max_concurrency,
         access_log=args.access_log,
         batch_max_size=args.batch_max_size,
         batch_max_wait_seconds=args.batch_max_wait_ms / 1000,
         model_name=args.model_name,
+        connections=connection_limits(args, timeout),
+        decode_limits=DecodeLimits(args.max_rows, args.max_columns, args.max_decoded_bytes),
+        auth=auth,
     )
     app = ScoringApp(manager, settings, metrics, poller)
     logging.getLogger("sigserve").info(
-        "serving %s (%s/%s) on http://%s:%d (%d worker%s, %d native thread%s each)%s",
-        args.model_uri, manager.current.name, manager.current.version, args.host, args.port, args.workers,
+        "serving %s (%s/%s) on %s://%s:%d (%d worker%s, %d native thread%s each)%s",
+        args.model_uri, manager.current.name, manager.current.version, "https" if tls else "http", args.host,
+        args.port, args.workers,
         "" if args.workers == 1 else "s", native_threads, "" if native_threads == 1 else "s",
         f", polling the registry every {args.reload_interval:g}s" if poller else "",
     )
-    run_server(app, args.host, args.port, args.workers, args.log_level)
+    if auth is not None:
+        logging.getLogger("sigserve").info("%s", auth.describe())
+    run_server(app, args.host, args.port, args.workers, args.log_level, tls=tls)
     return 0
+
+
+def connection_limits(args: argparse.Namespace, timeout: float) -> ConnectionLimits:
+    return ConnectionLimits(
+        header_timeout_seconds=args.header_timeout,
+        body_timeout_seconds=args.body_timeout,
+        keep_alive_seconds=args.keep_alive,
+        max_connections=args.max_connections,
+        answer_timeout_seconds=timeout + args.body_timeout,
+    )
 
 
 def _predict(args: argparse.Namespace) -> int:
     body = Path(args.input_path).read_bytes() if args.input_path else sys.stdin.buffer.read()
     scorer = _load_scorer(args)
-    result = scorer.score(CONTENT_TYPES[args.content_type], body).body
+    result = scorer.score(CONTENT_TYPES[args.content_type], body, UNLIMITED).body  # a local file: no request limits
     if args.output_path:
         Path(args.output_path).write_bytes(result)
     else:

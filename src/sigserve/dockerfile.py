@@ -420,6 +420,6 @@ USER 10001:10001
 WORKDIR /home/sigserve
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
-    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ping' % os.environ.get('SIGSERVE_PORT', '8080'), timeout=4)"]
+    CMD ["/opt/venv/bin/python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('SIGSERVE_TLS_CERT')); c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen('%s://127.0.0.1:%s/ping' % ('https' if tls else 'http', os.environ.get('SIGSERVE_PORT', '8080')), timeout=4, context=c if tls else None)"]
 ENTRYPOINT ["/opt/venv/bin/sigserve", "serve"]
 """

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 
 class SigserveError(Exception):
-    """Base error: a message safe to show to the client."""
+    """Base error: a message safe to show to the client, with the HTTP status and MLflow error
+    code it maps to, and the metric that counts it: a refusal of the input by the signature
+    (`schema_reason`, `sigserve_schema_errors_total`) or of the request itself
+    (`rejection_reason`, `sigserve_rejected_requests_total`)."""
 
     status_code = 500
     error_code = "INTERNAL_ERROR"
+    schema_reason: str | None = None
+    rejection_reason: str | None = None
     payload_format: str | None = None  # set once the body was read, for metrics
 
     def __init__(self, message: str) -> None:
@@ -34,6 +39,7 @@ class SchemaError(SigserveError):
     def __init__(self, message: str, reason: str = "type") -> None:
         super().__init__(message)
         self.reason = reason
+        self.schema_reason = reason
 
 
 class InvalidParameter(SigserveError):
@@ -41,6 +47,7 @@ class InvalidParameter(SigserveError):
 
     status_code = 400
     error_code = "INVALID_PARAMETER_VALUE"
+    schema_reason = "params"
 
 
 class UnsupportedMediaType(SigserveError):
@@ -58,14 +65,29 @@ class PredictionError(SigserveError):
 class PredictionTimeout(SigserveError):
     status_code = 504
     error_code = "TIMEOUT"
+    rejection_reason = "timeout"
 
 
 class ModelLoadError(SigserveError):
-    """The model cannot be resolved or loaded: a start-up failure, never a request error."""
+    """The model cannot be resolved or loaded: a start-up failure, never a request error.
+    Its message often names a registry or artifact URI, so credentials in it are masked."""
+
+    def __init__(self, message: str) -> None:
+        from sigserve.redact import redact_text
+
+        super().__init__(redact_text(message))
 
 
 class ModelNotFound(ModelLoadError):
     pass
+
+
+class UnsafeRegistryValue(ModelLoadError):
+    """The registry named a version with a value no header, log line or path may carry."""
+
+
+class RegistryLimitExceeded(ModelLoadError):
+    """Resolving or downloading went past a limit (depth, files, bytes, deadline)."""
 
 
 class WarmUpFailed(ModelLoadError):
@@ -75,6 +97,20 @@ class WarmUpFailed(ModelLoadError):
 class BodyTooLarge(SigserveError):
     status_code = 413
     error_code = "REQUEST_LIMIT_EXCEEDED"
+    rejection_reason = "body_too_large"
+
+
+class RequestLimitExceeded(SigserveError):
+    """A body within the size limit that decodes to more than a request may: too many rows or
+    columns, or too many decoded bytes. `reason` names the limit, for metrics."""
+
+    status_code = 413
+    error_code = "REQUEST_LIMIT_EXCEEDED"
+
+    def __init__(self, message: str, reason: str = "decoded_too_large") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.rejection_reason = reason
 
 
 class Overloaded(SigserveError):
@@ -82,3 +118,4 @@ class Overloaded(SigserveError):
 
     status_code = 503
     error_code = "TEMPORARILY_UNAVAILABLE"
+    rejection_reason = "overloaded"

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sigserve.errors import ModelLoadError, SigserveError, WarmUpFailed
+from sigserve.errors import ModelLoadError, SigserveError, UnsafeRegistryValue, WarmUpFailed
 from sigserve.model.loader import load_model
-from sigserve.model.resolved import ResolvedModel
+from sigserve.model.resolved import ResolvedModel, printable
 from sigserve.model.source import resolve
 from sigserve.registry.uri import RegisteredModelRef, parse_models_uri
 from sigserve.scoring import Scorer
@@ -55,9 +55,9 @@ class Servable:
     @functools.cached_property
     def headers(self) -> list[tuple[bytes, bytes]]:
         """`X-Model-Version: name/version`, and the alias it was reached by."""
-        headers = [(b"x-model-version", f"{self.name}/{self.version}".encode("latin-1", "replace"))]
+        headers = [(b"x-model-version", printable(f"{self.name}/{self.version}").encode("latin-1", "replace"))]
         if self.alias:
-            headers.append((b"x-model-alias", self.alias.encode("latin-1", "replace")))
+            headers.append((b"x-model-alias", printable(self.alias).encode("latin-1", "replace")))
         return headers
 
 
@@ -93,8 +93,10 @@ def load_servable(resolved: ResolvedModel, *, allow_failing_example: bool = Fals
         example = scorer.model.meta.serving_input_path
         message = f"the model fails on its own serving input example ({example}): {' '.join(failure.split())}"
         if not allow_failing_example:
+            scorer.model.code.withdraw()  # the serving version's modules come back
             raise WarmUpFailed(f"{message} (--allow-failing-example serves it, never ready)")
         logger.error("%s; serving it anyway (--allow-failing-example), but never reporting it ready", message)
+    scorer.model.code.keep()  # the previous version's modules are let go
     return Servable(scorer, resolved, alias_of(resolved.uri), time.perf_counter() - started, failure)
 
 
@@ -158,6 +160,7 @@ class ReloadPoller:
         self.manager = manager
         self.allow_failing_example = allow_failing_example
         self._refused: tuple[str | None, str | None, str] | None = None
+        self._refused_unsafe: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -190,6 +193,14 @@ class ReloadPoller:
         events = self.manager.events
         try:
             resolved = resolve(self.uri, self.registry)
+        except UnsafeRegistryValue as exc:  # a version no header or log line may name: refused once, like a load
+            if exc.message != self._refused_unsafe:
+                self._refused_unsafe = exc.message
+                if events is not None:
+                    events.reload_failed("load")
+                logger.error("the new version of %s was not swapped in; still serving version %s: %s",
+                             self.uri, self.manager.current.version, exc.message)
+            return False
         except SigserveError as exc:
             if events is not None:
                 events.registry_error()

@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sigserve.codecs import Decoded, decode
+from sigserve.codecs import DEFAULT_LIMITS, DecodeLimits, Decoded, decode
 from sigserve.codecs.v2 import decode_v2
 from sigserve.encode import encode_predictions, encode_unwrapped
 from sigserve.encode_v2 import encode_v2_response, output_name
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.errors import BadRequest, PredictionError, SigserveError
 from sigserve.model.loader import LoadedModel
+from sigserve.redact import without_paths
 
 logger = logging.getLogger("sigserve.scoring")
 
@@ -76,8 +77,8 @@ class Scorer:
         logger.info("warmed up with %s", example.name)
         return None
 
-    def score(self, content_type: str | None, body: bytes) -> Scored:
-        return self.run(self.prepare(content_type, body))
+    def score(self, content_type: str | None, body: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Scored:
+        return self.run(self.prepare(content_type, body, limits))
 
     def run(self, prepared: Prepared) -> Scored:
         with unexpected_as(PredictionError, "The model failed to predict on this input"):
@@ -90,9 +91,9 @@ class Scorer:
             return self.model.predict_unified_llm(prepared.model_input, prepared.params)
         return self.model.predict(prepared.model_input, prepared.params)
 
-    def prepare(self, content_type: str | None, body: bytes) -> Prepared:
+    def prepare(self, content_type: str | None, body: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Prepared:
         """Decode and enforce an MLflow `/invocations` request."""
-        decoded = self.decode(content_type, body)
+        decoded = self.decode(content_type, body, limits)
         if decoded.unified_llm:
             return self._prepare_unified_llm(decoded)
         model_input, params = self._enforce_decoded(decoded)
@@ -115,10 +116,12 @@ class Scorer:
             raise error
         return Prepared(decoded.data.value, decoded.params, decoded.format, encode_unwrapped, unified_llm=True)
 
-    def prepare_v2(self, body: bytes, model_name: str, model_version: str) -> Prepared:
+    def prepare_v2(
+        self, body: bytes, model_name: str, model_version: str, limits: DecodeLimits = DEFAULT_LIMITS
+    ) -> Prepared:
         """Decode and enforce a KServe V2 inference request; its answer is V2-shaped too."""
         with unexpected_as(BadRequest, "Could not read the request body"):
-            request = decode_v2(body, self.input_schema)
+            request = decode_v2(body, self.input_schema, limits)
         model_input, params = self._enforce_decoded(request.decoded)
         encode = functools.partial(
             encode_v2_response, model_name=model_name, model_version=model_version,
@@ -138,10 +141,10 @@ class Scorer:
             body = prepared.encode(predictions)
         return Scored(body, prepared.format, _row_count(prepared.model_input))
 
-    def decode(self, content_type: str | None, body: bytes) -> Decoded:
+    def decode(self, content_type: str | None, body: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Decoded:
         with unexpected_as(BadRequest, "Could not read the request body"):
             return decode(content_type, body, self.input_schema, type_hints=self.type_hints,
-                          param_names=self.param_names)
+                          param_names=self.param_names, limits=limits)
 
     def enforce(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         with unexpected_as(BadRequest, "The input does not match the model signature"):
@@ -159,7 +162,7 @@ def unexpected_as(error_type: type[SigserveError], summary: str) -> Iterator[Non
         raise
     except Exception as exc:
         logger.warning("%s", summary, exc_info=exc)
-        raise error_type(f"{summary}: {type(exc).__name__}: {exc}") from exc
+        raise error_type(f"{summary}: {type(exc).__name__}: {without_paths(str(exc))}") from exc
 
 
 def _mlflow_refused_input(exc: Exception) -> bool:

@@ -43,3 +43,12 @@ class SlowDouble(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         time.sleep(0.3)
         return model_input["x"].to_numpy() * 2
+
+
+class RowsPerCall(mlflow.pyfunc.PythonModel):
+    """Row-wise x * 2, with the number of rows in the predict call beside each row: every answer
+    shows whether its request shared a call with others."""
+
+    def predict(self, context, model_input, params=None):
+        x = model_input["x"].to_numpy()
+        return {"double": x * 2, "rows_in_call": np.full(len(x), len(x))}

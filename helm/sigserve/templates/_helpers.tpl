@@ -86,7 +86,30 @@ Cross-field rules the JSON schema cannot express.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}
+{{- if and .Values.serviceMonitor.enabled (include "sigserve.metricsNeedToken" .) (not .Values.serviceMonitor.bearerTokenSecret.key) }}
+{{- fail "auth.enabled covers /metrics, so the ServiceMonitor needs a token: set serviceMonitor.bearerTokenSecret.key (a Secret key holding one of the accepted tokens), or auth.metricsWithoutAuth=true" }}
 {{- end }}
+{{- end }}
+
+{{/*
+The container port's name, and the scheme of the probes and the scrape: https with tls.enabled.
+*/}}
+{{- define "sigserve.portName" -}}
+{{- if .Values.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
+"true" when the server asks a token for /metrics, else empty.
+*/}}
+{{- define "sigserve.metricsNeedToken" -}}
+{{- if and .Values.auth.enabled (not .Values.auth.metricsWithoutAuth) }}true{{ end }}
+{{- end }}
+
+{{/*
+Where the Secrets are mounted (no subPath, so a rotated Secret reaches the running pod).
+*/}}
+{{- define "sigserve.authDir" -}}/etc/sigserve/auth{{- end }}
+{{- define "sigserve.tlsDir" -}}/etc/sigserve/tls{{- end }}
 
 {{/*
 A number as an environment value: integers without exponent or decimals (values arrive as

@@ -9,8 +9,11 @@ from __future__ import annotations
 from sigserve.codecs.base import Decoded, Nested, Raw, Table
 from sigserve.codecs.content_type import parse_content_type
 from sigserve.codecs.csv import CsvDecoder
-from sigserve.codecs.json_body import JsonDecoder
+from sigserve.codecs.json_body import JsonDecoder, parse_json
+from sigserve.codecs.json_limits import check_json_rows, check_json_size
+from sigserve.codecs.limits import DEFAULT_LIMITS, UNLIMITED, DecodeLimits
 from sigserve.codecs.mlflow_json import decode_mlflow_json
+from sigserve.codecs.numeric_grid import parse_with_numeric_grid
 from sigserve.codecs.parquet import ParquetDecoder
 from sigserve.model.schema import Schema
 
@@ -21,16 +24,31 @@ MEDIA_TYPES = tuple(BODY_DECODERS)
 
 def decode(
     content_type: str | None, body: bytes, schema: Schema | None, *,
-    type_hints: bool = False, param_names: frozenset[str] = frozenset(),
+    type_hints: bool = False, param_names: frozenset[str] = frozenset(), limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> Decoded:
     """`type_hints`: the model's signature comes from its type hints (MLflow's `inputs`-only rule);
-    `param_names` tell a unified LLM payload's params from its data."""
+    `param_names` tell a unified LLM payload's params from its data; `limits` bound what the body
+    may decode to."""
     media = parse_content_type(content_type, MEDIA_TYPES)
-    if media.type == JSON_DECODER.media_type and not media.params:  # parsed once, whichever rules apply
-        document = JSON_DECODER.parse(body)
+    if media.type != JSON_DECODER.media_type:
+        return BODY_DECODERS[media.type].decode(body, schema, media.params, limits)
+    document = _parse_json(body, limits)  # parsed once, whichever rules apply
+    check_json_rows(document, media.params.get("format"), limits)
+    if not media.params:
         decoded = decode_mlflow_json(document, type_hints=type_hints, param_names=param_names)
-        return decoded or JSON_DECODER.decode_document(document, schema, media.params)
-    return BODY_DECODERS[media.type].decode(body, schema, media.params)
+        if decoded is not None:
+            return decoded
+    return JSON_DECODER.decode_document(document, schema, media.params)
 
 
-__all__ = ["Decoded", "Nested", "Raw", "Table", "decode", "MEDIA_TYPES"]
+def _parse_json(body: bytes, limits: DecodeLimits) -> object:
+    """The numeric fast path first (it stores numbers, not Python objects); otherwise the size
+    of the objects is estimated before they are made."""
+    document = parse_with_numeric_grid(body, limits)
+    if document is not None:
+        return document
+    check_json_size(body, limits)
+    return parse_json(body)
+
+
+__all__ = ["DEFAULT_LIMITS", "UNLIMITED", "DecodeLimits", "Decoded", "Nested", "Raw", "Table", "decode", "MEDIA_TYPES"]

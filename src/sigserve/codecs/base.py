@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sigserve.codecs.limits import DecodeLimits
 from sigserve.model.schema import Schema
 
 
@@ -16,6 +17,7 @@ class Table:
     columns: dict[Any, Any]
     n_rows: int
     typed: bool = False
+    unread: tuple[Any, ...] = ()  # the body's columns left undecoded, as the model cannot use them
 
 
 @dataclass
@@ -49,7 +51,9 @@ class BodyDecoder(Protocol):
 
     media_type: str
 
-    def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded: ...
+    def decode(
+        self, body: bytes, schema: Schema | None, params: dict[str, str], limits: DecodeLimits = ...
+    ) -> Decoded: ...
 
 
 class JsonFieldDecoder(Protocol):

@@ -33,14 +33,20 @@ BARE_SPLIT_REQUIRED = frozenset({"columns", "data"})
 BARE_SPLIT_KEYS = BARE_SPLIT_REQUIRED | {"index"}
 BARE_SPLIT_FORMAT = "pandas-split"  # the metrics label of the seed-era split body, as with format=
 REQUIRED = f"The input must be a JSON object with exactly one of the fields {sorted(FIELD_DECODERS)}"
+UTF_8 = ("utf-8", "utf-8-sig")  # RFC 8259 lets a parser ignore a UTF-8 byte order mark
 
 
 def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        encoding = json.detect_encoding(body)
+        if encoding not in UTF_8:  # json.loads would read UTF-16/32; the protocol is UTF-8 only
+            raise BadRequest(
+                f"The request body looks like {encoding.upper()}, not UTF-8: JSON bodies must be UTF-8-encoded"
+            ) from None
         try:  # NaN and Infinity tokens, which MLflow's own encoder writes
-            return json.loads(body, parse_float=_finite_float)
+            return json.loads(body.decode(encoding), parse_float=_finite_float)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest(f"Invalid JSON: {exc}") from None
 

@@ -3,8 +3,9 @@
 signatures), request `parameters` become params.
 
 Each input's `data` (flat row-major or nested) must hold values of its declared `datatype`
-(integers in range, booleans, strings); the values then go through the same exact rule as JSON
-sent to `/invocations`, so both protocols give the same verdicts on the same values.
+(integers in range, FP16/FP32 numbers finite in their type, booleans, strings); the values then go
+through the same exact rule as JSON sent to `/invocations`, so both protocols give the same
+verdicts on the same values.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pandas.api.types import infer_dtype
 
 from sigserve.codecs.base import Decoded, ModelData, Nested, Table
 from sigserve.codecs.json_body import parse_json
+from sigserve.codecs.json_limits import check_json_size, check_v2_rows
+from sigserve.codecs.limits import DEFAULT_LIMITS, DecodeLimits
 from sigserve.codecs.tables import object_column
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
@@ -33,6 +36,8 @@ DATATYPES: dict[str, np.dtype] = {
     "BYTES": np.dtype(object),
 }
 FORMAT = "v2"
+# The largest finite FP16/FP32 values, as clients print them (numpy prints float32's as 3.4028235e38).
+FLOAT_LIMITS = {"FP16": 65504.0, "FP32": 3.4028235e38}
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,15 @@ class V2Input:
     values: list[Any]  # flat, row-major
 
 
-def decode_v2(body: bytes, schema: Schema | None) -> V2Request:
+def decode_v2(body: bytes, schema: Schema | None, limits: DecodeLimits = DEFAULT_LIMITS) -> V2Request:
+    check_json_size(body, limits, "The V2 request")
     document = parse_json(body)
     if not isinstance(document, dict):
         raise BadRequest("A V2 inference request must be a JSON object with an 'inputs' list")
     raw_inputs = document.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise BadRequest("A V2 inference request needs a non-empty 'inputs' list")
+    check_v2_rows(raw_inputs, limits)
     inputs = [_input(item, i) for i, item in enumerate(raw_inputs)]
     names = [item.name for item in inputs]
     if len(set(names)) != len(names):
@@ -112,7 +119,9 @@ def _check_datatype(name: str, datatype: str, values: list[Any]) -> None:
     if _fits(datatype, values):
         return
     bad = next((v for v in values if not _fits(datatype, [v])), None)
-    raise BadRequest(f"V2 input {name!r}: value {bad!r} is not a {datatype}")
+    limit = FLOAT_LIMITS.get(datatype)
+    beyond = f" (out of range: its largest finite value is {limit!r})" if limit and _is_number(bad) else ""
+    raise BadRequest(f"V2 input {name!r}: value {bad!r} is not a {datatype}{beyond}")
 
 
 def _fits(datatype: str, values: list[Any]) -> bool:
@@ -131,7 +140,25 @@ def _fits(datatype: str, values: list[Any]) -> bool:
             return info.min <= min(values) and max(values) <= info.max
         except TypeError:
             return False
-    return kind in ("integer", "floating", "mixed-integer-float")
+    return kind in ("integer", "floating", "mixed-integer-float") and _in_float_range(datatype, values)
+
+
+def _in_float_range(datatype: str, values: list[Any]) -> bool:
+    """Finite FP16/FP32 values must be finite in that type; explicit inf and NaN are left to enforcement."""
+    limit = FLOAT_LIMITS.get(datatype)
+    if limit is None:
+        return True
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        return False
+    magnitudes = np.abs(numbers)
+    with np.errstate(invalid="ignore"):
+        return bool(((magnitudes <= limit) | ~np.isfinite(magnitudes)).all())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _model_data(inputs: list[V2Input], schema: Schema | None) -> ModelData:

@@ -71,7 +71,7 @@ def _match_named(table: Table, schema: Schema) -> list[tuple[Any, ColSpec]]:
     missing = [name for name in schema.required_names if name not in table.columns]
     if missing:
         known = set(schema.names)
-        extra = [label for label in table.columns if label not in known]
+        extra = [label for label in (*table.columns, *table.unread) if label not in known]
         note = f" Note that there were extra inputs: {extra}." if extra else ""
         raise SchemaError(f"Model is missing inputs {missing}.{note}", reason="missing_input")
     return [(spec.name, spec) for spec in schema.inputs if spec.name in table.columns]

@@ -1,8 +1,8 @@
 """Vectorized conversion of untyped values (JSON) to a signature type: exactly or not at all.
 
 `1.0` and `1e17` fit a long column, `1.5` does not; `"true"`/`"false"` (any letter case) fit
-a boolean column; base64 is decoded; ISO-8601 (with `Z` or an offset) is parsed. Typed values
-(Parquet, CSV) follow `typed.py` instead.
+a boolean column; base64 is decoded; ISO-8601 (with `Z` or an offset) is parsed, and only a null
+is a missing datetime. Typed values (Parquet, CSV) follow `typed.py` instead.
 """
 
 from __future__ import annotations
@@ -373,6 +373,11 @@ def _bools_each(values: np.ndarray, what: Where) -> np.ndarray:
     return flags if any(flag is None for flag in flags) else flags.astype(np.bool_)
 
 
+# Line breaks (MIME base64, as MLflow's `base64.encodebytes` writes it) and surrounding blanks are
+# ignored; a blank inside is refused: "YW Jj" may be "YW+Jj" after a form decoder turned + into a space.
+_LINE_BREAKS = str.maketrans("", "", "\r\n")
+
+
 def _to_binary(values: np.ndarray, what: Where) -> np.ndarray:
     decoded = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
@@ -382,7 +387,7 @@ def _to_binary(values: np.ndarray, what: Where) -> np.ndarray:
         if not isinstance(value, str):
             raise _fail(what, i, value, "binary (a base64 string)")
         try:
-            decoded[i] = base64.b64decode("".join(value.split()), validate=True)
+            decoded[i] = base64.b64decode(value.strip().translate(_LINE_BREAKS), validate=True)
         except (binascii.Error, ValueError):
             raise _fail(what, i, value, "binary (a base64 string)") from None
     return decoded
@@ -398,6 +403,7 @@ def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
     relative = [i for i, value in enumerate(values) if isinstance(value, str) and value.strip().lower() in _RELATIVE_DATES]
     if relative:
         raise _fail(what, relative[0], values[relative[0]], "datetime (an ISO-8601 string)")
+    _refuse_leading_blanks(values, what)
     try:
         parsed = pd.to_datetime(pd.Series(values), format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError):
@@ -407,7 +413,27 @@ def _to_datetime(values: np.ndarray, what: Where, target: Target) -> np.ndarray:
             except (ValueError, TypeError, OverflowError):
                 raise _fail(what, i, value, "datetime (an ISO-8601 string)") from None
         raise
+    _refuse_text_read_as_missing(parsed, values, what)
     return _with_precision(naive_ns(parsed, what, values).to_numpy(), target, what, values)
+
+
+def _refuse_leading_blanks(values: np.ndarray, what: Where) -> None:
+    """pandas' ISO-8601 parser skips leading blanks (" 2020-01-01"); ISO-8601 has none. One C
+    pass over each value's first character (a trailing blank pandas refuses itself)."""
+    blank = np.char.isspace(values.astype("U1"))
+    if blank.any():
+        index = _first(blank)
+        raise _fail(what, index, values[index], "datetime (an ISO-8601 string)")
+
+
+def _refuse_text_read_as_missing(parsed: pd.Series, values: np.ndarray, what: Where) -> None:
+    """pandas reads "", "NaT" and "nan" as missing; only a JSON null is a missing datetime."""
+    missing = np.asarray(parsed.array.isna())  # the array's own mask: a Series' isna() costs 20 µs
+    if not missing.any():
+        return
+    for index in np.flatnonzero(missing).tolist():
+        if isinstance(values[index], str):
+            raise _fail(what, index, values[index], "datetime (an ISO-8601 string; null for a missing one)")
 
 
 def _with_precision(stamps: np.ndarray, target: Target, what: Where, originals: np.ndarray) -> np.ndarray:

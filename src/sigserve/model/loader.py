@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sigserve.errors import ModelLoadError
+from sigserve.model.code_paths import VersionCode, import_afresh
 from sigserve.model.loaders import find_loader
 from sigserve.model.mlmodel import ModelMeta, read_mlmodel
 
@@ -23,6 +24,7 @@ class LoadedModel:
     impl: Any
     predict_fn: Callable[..., Any]
     accepts_params: bool
+    code: VersionCode  # settled by whoever decides whether this version serves
     predict_unified_llm: Callable[[Any, dict[str, Any] | None], Any] | None = None
 
     def predict(self, model_input: Any, params: dict[str, Any] | None) -> Any:
@@ -32,29 +34,40 @@ class LoadedModel:
 
 
 def load_model(model_dir: str | Path) -> LoadedModel:
+    """Load a model with its own code imported afresh (`code_paths`). A load that fails puts the
+    previous code back; the caller keeps or withdraws a loaded model's `code`."""
     started = time.perf_counter()
     meta = read_mlmodel(model_dir)
+    code = import_afresh(meta)
+    try:
+        impl, predict_fn, loaded_with = _load(meta)
+    except BaseException:
+        code.withdraw()
+        raise
+    logger.info("loaded %s (loader_module %s) with %s in %.2fs", meta.path, meta.loader_module,
+                loaded_with, time.perf_counter() - started)
+    return LoadedModel(
+        meta, impl, predict_fn, _accepts_params(predict_fn), code, getattr(impl, "predict_unified_llm", None)
+    )
+
+
+def _load(meta: ModelMeta) -> tuple[Any, Callable[..., Any], str]:
     loader = find_loader(meta)
     try:
         impl = loader(meta)
     except ModelLoadError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # importing the model's code counts: any exception is a load failure
         raise ModelLoadError(
             f"Loading {meta.path} with loader_module {meta.loader_module!r} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         ) from exc
     predict_fn = getattr(impl, meta.pyfunc.predict_fn, None)
     if not callable(predict_fn):
         raise ModelLoadError(
             f"The model loaded by {meta.loader_module!r} has no method {meta.pyfunc.predict_fn!r}"
         )
-    elapsed = time.perf_counter() - started
-    logger.info("loaded %s (loader_module %s) with %s in %.2fs", meta.path, meta.loader_module,
-                loader.__module__, elapsed)
-    return LoadedModel(
-        meta, impl, predict_fn, _accepts_params(predict_fn), getattr(impl, "predict_unified_llm", None)
-    )
+    return impl, predict_fn, loader.__module__
 
 
 def _accepts_params(fn: Callable[..., Any]) -> bool:

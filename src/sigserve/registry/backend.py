@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sigserve.errors import ModelNotFound
+from sigserve.errors import ModelNotFound, UnsafeRegistryValue
+from sigserve.model.resolved import check_text
 from sigserve.registry.uri import RegisteredModelRef
 
 
@@ -27,6 +28,17 @@ class VersionRecord:
     run_id: str | None
     stage: str
     aliases: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        """Checked before anything is downloaded, logged or sent as a header."""
+        for what, value in (("model name", self.name), ("model version", self.version), ("source", self.source),
+                            ("storage location", self.storage_location), ("run id", self.run_id),
+                            ("stage", self.stage), *(("alias", alias) for alias in self.aliases)):
+            check_text(f"{what} from the registry", value)
+        if not self.version.isascii() or not self.version.isdigit():
+            raise UnsafeRegistryValue(
+                f"Refusing the model version {self.version!r} from the registry: not a version number"
+            )
 
     @property
     def locations(self) -> list[str]:

@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 
 from sigserve.errors import ModelLoadError, ModelNotFound, SigserveError
 from sigserve.model.mlmodel import read_mlmodel
+from sigserve.model.resolved import has_control
 from sigserve.registry.sqlite_store import WORKSPACE, sqlite_path
 
 ARTIFACT_DIR = "sigserve-artifacts"
@@ -43,9 +44,10 @@ STAGE_NONE = "None"
 STAGE_DELETED = "Deleted_Internal"
 STATUS_READY = "READY"
 
-# MLflow's limits and rules (mlflow.utils.validation, 3.17).
-_ALIAS_RE = re.compile(r"^[\w\-]*$")
-_VERSION_ALIAS_RE = re.compile(r"^[vV]\d+$")
+# MLflow's limits and rules (mlflow.utils.validation, 3.17), matched whole: MLflow's own `$` also
+# matches before a final newline, so it takes "champ\n", which would break headers and log lines.
+_ALIAS_RE = re.compile(r"[\w\-]+")
+_VERSION_ALIAS_RE = re.compile(r"[vV]\d+")
 _MAX_NAME = 256
 _MAX_ALIAS = 255
 _MAX_TAG_KEY = 250
@@ -205,6 +207,7 @@ class EmbeddedRegistry:
         source = Path(path).expanduser()
         if not source.is_dir():
             raise ModelLoadError(f"{source} is not a directory: not an MLflow-format model directory")
+        _check_contents(source)
         read_mlmodel(source)
         db = self._connect(create=True)
 
@@ -450,6 +453,8 @@ def _check_name(name: str) -> None:
         raise RegistryError("A model name is required")
     if "/" in name or ":" in name:
         raise RegistryError(f"Invalid model name {name!r}: names cannot contain '/' or ':'")
+    if has_control(name):
+        raise RegistryError(f"Invalid model name {name!r}: names cannot contain control characters (CR, LF, …)")
     normal = posixpath.normpath(name)
     if normal != name or normal == "." or normal.startswith(".."):
         raise RegistryError(f"Invalid model name {name!r}: it would resolve to {normal!r} as a path")
@@ -460,7 +465,7 @@ def _check_name(name: str) -> None:
 def _check_alias(alias: str) -> None:
     if not alias:
         raise RegistryError("An alias name cannot be empty")
-    if not _ALIAS_RE.match(alias):
+    if not _ALIAS_RE.fullmatch(alias):
         raise RegistryError(
             f"Invalid alias {alias!r}: aliases may only contain letters, digits, underscores (_) and dashes (-)"
         )
@@ -468,8 +473,34 @@ def _check_alias(alias: str) -> None:
         raise RegistryError(f"Alias is {len(alias)} characters; at most {_MAX_ALIAS}")
     if alias.lower() == "latest":
         raise RegistryError("The alias 'latest' (any case) is reserved")
-    if _VERSION_ALIAS_RE.match(alias):
+    if _VERSION_ALIAS_RE.fullmatch(alias):
         raise RegistryError(f"The alias {alias!r} is reserved: v<number> names a version")
+
+
+def _check_contents(source: Path) -> None:
+    """Only what is inside the model directory is copied: a symbolic link to a file or directory
+    outside it (`data -> /etc`, `key -> ~/.ssh/id_rsa`) would copy that into the registry, and
+    a FIFO or device would hang or fill the copy. Links within the directory are fine."""
+    root = source.resolve()
+    for directory, dirs, files in os.walk(source):
+        for entry in [*dirs, *files]:
+            path = Path(directory, entry)
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    raise RegistryError(f"{path} is a symbolic link that leads nowhere (or in a loop); "
+                                        "remove it or replace it with the file") from None
+                if target != root and root not in target.parents:
+                    raise RegistryError(
+                        f"{path} is a symbolic link to {target}, outside the model directory {root}; "
+                        "copy what it points to into the model directory, or remove the link"
+                    )
+                home = path.parent.resolve()
+                if target.is_dir() and (target == home or target in home.parents):
+                    raise RegistryError(f"{path} is a symbolic link to {target}, which holds the link; remove it")
+            elif not (path.is_dir() or path.is_file()):
+                raise RegistryError(f"{path} is not a regular file or directory (a FIFO, socket or device); remove it")
 
 
 def _check_tag(key: str, value: str) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from sigserve.errors import ModelNotFound
-from sigserve.model.resolved import ResolvedModel
+from sigserve.errors import ModelNotFound, RegistryLimitExceeded, UnsafeRegistryValue
+from sigserve.model.resolved import ResolvedModel, check_text
+from sigserve.redact import redact_uri
 from sigserve.registry.backend import RegistryBackend
 from sigserve.registry.cache import ArtifactCache, cache_key
 from sigserve.registry.cloud import download_cloud
 from sigserve.registry.file_store import FileStoreRegistry
+from sigserve.registry.limits import ENV_PREFIX, RegistryLimits
 from sigserve.registry.location import registry_uri
 from sigserve.registry.sqlite_store import SqliteRegistry
 from sigserve.registry.uri import LoggedModelRef, parse_models_uri
 
-_MAX_INDIRECTIONS = 4
+_FINAL = (UnsafeRegistryValue, RegistryLimitExceeded)  # end the resolution: no other location may help
 
 
 def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel:
@@ -24,31 +26,11 @@ def resolve_registry_uri(uri: str, registry: str | None = None) -> ResolvedModel
     where = registry_uri(registry)
     store = _open(where)
     try:
-        return _resolve_in(uri, where, store)
+        return _Resolution(uri, store).run(where)
     finally:
         close = getattr(store, "close", None)
         if close is not None:
             close()
-
-
-def _resolve_in(uri: str, where: str, store: RegistryBackend) -> ResolvedModel:
-    if uri.startswith("runs:"):
-        return ResolvedModel(uri, _local(uri, store, uri), registry=where, source=uri)
-    ref = parse_models_uri(uri)
-    if isinstance(ref, LoggedModelRef):
-        source = f"models:/{ref.model_id}"
-        return ResolvedModel(uri, _local(source, store, uri), registry=where, source=source)
-    record = store.find_version(ref)
-    return ResolvedModel(
-        uri,
-        _first_local(record.locations, store, uri),
-        registry=where,
-        name=record.name,
-        version=record.version,
-        aliases=record.aliases,
-        stage=record.stage,
-        source=record.source,
-    )
 
 
 def _open(where: str) -> RegistryBackend:
@@ -67,35 +49,83 @@ def _open(where: str) -> RegistryBackend:
     )
 
 
-def _first_local(locations: list[str], store: RegistryBackend, uri: str) -> Path:
-    problems = []
-    for location in dict.fromkeys(locations):  # in order, each once
-        try:
-            return _local(location, store, uri)
-        except ModelNotFound as exc:
-            problems.append(exc.message)
-    raise ModelNotFound("; ".join(problems) or f"{uri}: the registry has no location for it")
+class _Resolution:
+    """One URI followed through the registry. Sources may point further (`models:/…`,
+    `runs:/…`); the trail of what was followed stops cycles and over-long chains."""
 
+    def __init__(self, uri: str, store: RegistryBackend) -> None:
+        self.uri, self.store = uri, store
+        self.max_depth = RegistryLimits.from_env().max_depth
 
-def _local(location: str, store: RegistryBackend, uri: str, depth: int = 0) -> Path:
-    """Follow `models:/m-…` and `runs:/…` sources to a directory on this machine."""
-    if depth > _MAX_INDIRECTIONS:
-        raise ModelNotFound(f"{uri}: too many indirections resolving {location!r}")
-    scheme = urlparse(location).scheme
-    if scheme == "models":
-        ref = parse_models_uri(location)
+    def run(self, where: str) -> ResolvedModel:
+        uri = self.uri
+        if uri.startswith("runs:"):
+            return ResolvedModel(uri, self.local(uri, ()), registry=where, source=uri)
+        ref = parse_models_uri(uri)
         if isinstance(ref, LoggedModelRef):
-            return _local(store.logged_model_location(ref.model_id), store, uri, depth + 1)
-        return _first_local(store.find_version(ref).locations, store, uri)
-    if scheme == "runs":
-        run_id, _, path = urlparse(location).path.lstrip("/").partition("/")
-        return _first_local(store.run_artifact_location(run_id, path), store, uri)
-    if scheme in ("", "file"):
-        path = Path(unquote(urlparse(location).path) if scheme == "file" else location).expanduser()
-        if (path / "MLmodel").is_file():
-            return path.resolve()
-        raise ModelNotFound(f"{uri}: no model directory (with an MLmodel file) at {path}")
-    return _downloaded(location, store, uri)
+            source = f"models:/{ref.model_id}"
+            return ResolvedModel(uri, self.local(source, ()), registry=where, source=source)
+        record = self.store.find_version(ref)
+        return ResolvedModel(
+            uri,
+            self.first_local(record.locations, (_version_uri(record.name, record.version),), 0),
+            registry=where,
+            name=record.name,
+            version=record.version,
+            aliases=record.aliases,
+            stage=record.stage,
+            source=record.source,
+        )
+
+    def first_local(self, locations: list[str], trail: tuple[str, ...], hops: int) -> Path:
+        problems = []
+        for location in dict.fromkeys(locations):  # in order, each once
+            try:
+                return self.local(location, trail, hops)
+            except _FINAL:
+                raise
+            except ModelNotFound as exc:
+                problems.append(exc.message)
+        raise ModelNotFound("; ".join(problems) or f"{self.uri}: the registry has no location for it")
+
+    def local(self, location: str, trail: tuple[str, ...], hops: int = 0) -> Path:
+        """Follow `models:/…` and `runs:/…` sources to a directory on this machine."""
+        check_text("artifact location from the registry", location)
+        scheme = urlparse(location).scheme
+        if scheme in ("models", "runs"):
+            trail, hops = self.step(location, trail), hops + 1
+            if hops > self.max_depth:
+                raise RegistryLimitExceeded(
+                    f"{self.uri}: its sources point further more than {self.max_depth} times "
+                    f"({' -> '.join((*trail[:2], '…', location))}); {ENV_PREFIX}MAX_DEPTH sets this limit"
+                )
+        if scheme == "models":
+            ref = parse_models_uri(location)
+            if isinstance(ref, LoggedModelRef):
+                return self.local(self.store.logged_model_location(ref.model_id), trail, hops)
+            record = self.store.find_version(ref)
+            same = _version_uri(record.name, record.version)
+            return self.first_local(record.locations, trail if same == location else self.step(same, trail), hops)
+        if scheme == "runs":
+            run_id, _, path = urlparse(location).path.lstrip("/").partition("/")
+            return self.first_local(self.store.run_artifact_location(run_id, path), trail, hops)
+        if scheme in ("", "file"):
+            path = Path(unquote(urlparse(location).path) if scheme == "file" else location).expanduser()
+            if (path / "MLmodel").is_file():
+                return path.resolve()
+            raise ModelNotFound(f"{self.uri}: no model directory (with an MLmodel file) at {path}")
+        return _downloaded(location, self.store, self.uri)
+
+    def step(self, location: str, trail: tuple[str, ...]) -> tuple[str, ...]:
+        """The trail one source further, unless that closes a cycle."""
+        if location in trail:
+            chain = " -> ".join((*trail, location))
+            raise RegistryLimitExceeded(f"{self.uri}: its sources point back at themselves ({chain})")
+        return (*trail, location)
+
+
+def _version_uri(name: str, version: str) -> str:
+    return f"models:/{name}/{version}"
 
 
 def _downloaded(location: str, store: RegistryBackend, uri: str) -> Path:
@@ -104,11 +134,13 @@ def _downloaded(location: str, store: RegistryBackend, uri: str) -> Path:
     def fetch(destination: Path) -> None:
         if not (store.download(location, destination) or download_cloud(location, destination)):
             raise ModelNotFound(
-                f"{uri}: its artifacts are at {location!r}, which the registry {store.uri} cannot "
+                f"{uri}: its artifacts are at {location!r}, which the registry {redact_uri(store.uri)} cannot "
                 "download; use a registry that can (an MLflow tracking server for "
                 "mlflow-artifacts:/), or install the extra for that artifact store"
             )
         if not (destination / "MLmodel").is_file():
             raise ModelNotFound(f"{uri}: {location!r} holds no MLmodel file")
 
-    return ArtifactCache().get_or_fetch(cache_key(store.uri, location), fetch)
+    # Keyed without credentials: they must not reach a file name, hashed or not.
+    key = cache_key(redact_uri(store.uri) or "", redact_uri(location) or "")
+    return ArtifactCache().get_or_fetch(key, fetch)

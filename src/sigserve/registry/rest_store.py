@@ -6,6 +6,11 @@ stages, the logged-model and run APIs for `models:/m-…` and `runs:/…`, and t
 settings come from MLflow's environment variables. Transient failures (connection errors,
 timeouts, 429 and 5xx answers) are retried a bounded number of times with exponential backoff;
 every failure ends as a one-line ModelNotFound naming what was asked, the server, and what to do.
+
+The server is not trusted: its credentials go to its own origin only (scheme, host and port;
+artifacts at another origin are fetched without them, and httpx drops them on a redirect to
+another origin); every answer is size-capped, every listing depth- and count-capped, every
+download byte-capped, and all of it runs against one deadline (`RegistryLimits`).
 """
 
 from __future__ import annotations
@@ -21,17 +26,20 @@ from urllib.parse import quote, unquote, urlparse, urlunparse
 import certifi
 import httpx
 
-from sigserve.errors import ModelNotFound
+from sigserve.errors import ModelNotFound, RegistryLimitExceeded, UnsafeRegistryValue
+from sigserve.model.resolved import check_text, printable
+from sigserve.redact import add_secret
 from sigserve.registry.backend import VersionRecord, unknown_model
+from sigserve.registry.limits import ENV_PREFIX, RegistryLimits
 from sigserve.registry.uri import RegisteredModelRef
 
 API = "/api/2.0"
 ARTIFACTS_ENDPOINT = "/mlflow-artifacts/artifacts"
 ATTEMPTS = 4
 BACKOFF_SECONDS = 0.2
-DEFAULT_TIMEOUT_SECONDS = 10.0
-CHUNK_BYTES = 1 << 20
 MAX_SEARCH_PAGES = 20
+MAX_ANSWER_BYTES = 16 << 20  # one JSON answer (a listing of ~100 000 files)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 AUTH_HINT = "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD"
 NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 
@@ -64,37 +72,56 @@ class RestRegistry:
         self.base = uri.rstrip("/")
         self.scheme, self.netloc, self.prefix = parsed.scheme, parsed.netloc, parsed.path.rstrip("/")
         self.server = urlunparse((parsed.scheme, parsed.netloc.rpartition("@")[2], parsed.path.rstrip("/"), "", "", ""))
+        self.origin = _origin(self.base)
+        add_secret(parsed.password)
+        self.limits = RegistryLimits.from_env()
+        self.deadline = time.monotonic() + self.limits.deadline_seconds
         self.attempts = ATTEMPTS
         self.credentials = _credentials()
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(_timeout()),
-            verify=_tls_verification(),
-            auth=self.credentials,
+        self.verify = _tls_verification()
+        self.client = self._new_client(self.credentials)
+        self._anonymous: httpx.Client | None = None
+
+    def _new_client(self, auth: httpx.Auth | None) -> httpx.Client:
+        return httpx.Client(
+            timeout=httpx.Timeout(self.limits.timeout_seconds),
+            verify=self.verify,
+            auth=auth,
             headers={"User-Agent": "sigserve", "Accept": "application/json"},
-            follow_redirects=True,  # as requests (MLflow's client) does; cross-origin hops drop credentials
+            follow_redirects=True,  # as requests (MLflow's client) does; httpx drops credentials across origins
         )
+
+    def _client_for(self, url: str) -> httpx.Client:
+        """This server's credentials for its own origin only; any other host is asked without them."""
+        if _origin(url) == self.origin:
+            return self.client
+        if self._anonymous is None:
+            self._anonymous = self._new_client(None)
+        return self._anonymous
 
     # Registry lookups -------------------------------------------------------------------------
 
     def close(self) -> None:
         self.client.close()
+        if self._anonymous is not None:
+            self._anonymous.close()
 
     def find_version(self, ref: RegisteredModelRef) -> VersionRecord:
         try:
             if ref.version is not None:
                 query = {"name": ref.name, "version": ref.version}
                 found = self._api("GET", "/mlflow/model-versions/get", params=query)
-                version = found.get("model_version") or {}
+                version = _dict(found.get("model_version"))
             elif ref.alias is not None:
                 query = {"name": ref.name, "alias": ref.alias}
                 found = self._api("GET", "/mlflow/registered-models/alias", params=query)
-                version = found.get("model_version") or {}
+                version = _dict(found.get("model_version"))
             else:
                 body: dict[str, Any] = {"name": ref.name}
                 if ref.stage is not None:
                     body["stages"] = [ref.stage]  # the server matches stages case-insensitively
                 latest = self._api("POST", "/mlflow/registered-models/get-latest-versions", json=body)
-                candidates = latest.get("model_versions") or []
+                candidates = [c for c in _list_of(latest.get("model_versions")) if isinstance(c, dict)]
                 if not candidates:
                     stage = f" in stage {ref.stage!r}" if ref.stage else ""
                     raise ModelNotFound(
@@ -109,15 +136,20 @@ class RestRegistry:
                 f"{_capital(ref.describe())}: {self.server} answered without a model version; is it an "
                 "MLflow tracking server?"
             )
-        number = str(version["version"])
+        number, name = str(version["version"]), version.get("name") or ref.name
+        check_text("model name from the registry", name)
+        check_text("model version from the registry", number)
+        aliases = _list_of(version.get("aliases"))
+        if not all(isinstance(alias, str) for alias in aliases):
+            raise UnsafeRegistryValue(f"{self.server} listed aliases of {ref.describe()} that are not text")
         return VersionRecord(
-            name=version.get("name", ref.name),
+            name=name,
             version=number,
             source=version.get("source") or "",
-            storage_location=self._download_uri(version.get("name", ref.name), number),
+            storage_location=self._download_uri(name, number),
             run_id=version.get("run_id") or None,
             stage=version.get("current_stage") or "None",
-            aliases=tuple(sorted(version.get("aliases") or ())),
+            aliases=tuple(sorted(aliases)),
         )
 
     def _download_uri(self, name: str, version: str) -> str | None:
@@ -127,7 +159,7 @@ class RestRegistry:
             found = self._api("GET", "/mlflow/model-versions/get-download-uri", params=query)
         except _ServerRefused:
             return None  # the source is still there to try
-        return found.get("artifact_uri") or None
+        return found.get("artifact_uri") or None  # VersionRecord checks it
 
     def _explain(self, ref: RegisteredModelRef, exc: _ServerRefused) -> ModelNotFound:
         if exc.not_found:
@@ -167,7 +199,8 @@ class RestRegistry:
                     "point --registry-uri (or MLFLOW_TRACKING_URI) at the server that logged it"
                 ) from None
             raise ModelNotFound(f"Logged model {model_id!r} at {self.server}: {exc.message}") from None
-        location = ((found.get("model") or {}).get("info") or {}).get("artifact_uri")
+        location = _dict(_dict(found.get("model")).get("info")).get("artifact_uri")
+        check_text("artifact location from the registry", location)
         if not location:
             raise ModelNotFound(f"Logged model {model_id!r} at {self.server} has no artifact location")
         return location
@@ -184,8 +217,10 @@ class RestRegistry:
                     "point --registry-uri (or MLFLOW_TRACKING_URI) at the server that recorded it"
                 ) from None
             raise ModelNotFound(f"Run {run_id!r} at {self.server}: {exc.message}") from None
-        info = (found.get("run") or {}).get("info") or {}
-        root = (info.get("artifact_uri") or "").rstrip("/")
+        info = _dict(_dict(found.get("run")).get("info"))
+        root = info.get("artifact_uri") or ""
+        check_text("artifact location from the registry", root)
+        root = root.rstrip("/")
         if not root:
             raise ModelNotFound(f"Run {run_id!r} at {self.server} has no artifact location")
         candidates = [f"{root}/{path}" if path else root]
@@ -208,12 +243,12 @@ class RestRegistry:
                 page = self._api("POST", "/mlflow/logged-models/search", json=body)
             except _ServerRefused:
                 return None  # an MLflow 2.x server: no logged models
-            for model in page.get("models") or []:
-                info = model.get("info") or {}
-                if info.get("source_run_id") == run_id and info.get("artifact_uri"):
+            for model in _list_of(page.get("models")):
+                info = _dict(_dict(model).get("info"))
+                if info.get("source_run_id") == run_id and isinstance(info.get("artifact_uri"), str):
                     return info["artifact_uri"]
             token = page.get("next_page_token")
-            if not token:
+            if not token or not isinstance(token, str):
                 return None
             body["page_token"] = token
         return None
@@ -221,75 +256,108 @@ class RestRegistry:
     # Artifacts --------------------------------------------------------------------------------
 
     def download(self, location: str, destination: Path) -> bool:
+        """The artifact directory at `location`, listed level by level and streamed to disk,
+        within the listing depth, file count, byte and time limits."""
         endpoints = self._artifact_endpoints(location)
         if endpoints is None:
             return False
         listing_url, root = endpoints
-        pending = [""]
+        limits, listed, downloaded = self.limits, 0, 0
+        pending = [("", 0)]
         while pending:
-            relative = pending.pop()
+            relative, depth = pending.pop()
             remote = posixpath.join(root, relative) if relative else root
-            files = self._list(listing_url, remote, location)
-            for entry in files:
-                name = str(entry.get("path", ""))
-                if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
-                    raise ModelNotFound(f"{self.server} listed an unsafe artifact name {name!r} under {location}")
+            entries = self._list(listing_url, remote, location)
+            listed += len(entries)
+            if listed > limits.max_files:
+                raise self._limit(
+                    f"The artifacts at {location} list more than {limits.max_files} files and directories", "MAX_FILES"
+                )
+            for entry in entries:
+                name, is_dir, size = self._entry(entry, location)
                 child = posixpath.join(relative, name) if relative else name
-                if entry.get("is_dir"):
+                if is_dir:
+                    if depth + 1 > limits.max_listing_depth:
+                        raise self._limit(f"The artifacts at {location} nest directories more than "
+                                          f"{limits.max_listing_depth} deep (at {child[:200]!r})", "MAX_LISTING_DEPTH")
                     (destination / child).mkdir(parents=True, exist_ok=True)
-                    pending.append(child)
-                else:
-                    size = str(entry.get("file_size", ""))
-                    target = destination / child
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    self._fetch_file(f"{listing_url}/{_quote_path(posixpath.join(remote, name))}", target,
-                                     int(size) if size.isdigit() else None, f"{location.rstrip('/')}/{child}")
+                    pending.append((child, depth + 1))
+                    continue
+                what = f"{location.rstrip('/')}/{child}"
+                if size is not None and downloaded + size > limits.max_bytes:
+                    raise self._limit(f"The artifact {what} is listed at {size} bytes, past the {limits.max_bytes} "
+                                      "bytes allowed for one model", "MAX_BYTES")
+                target = destination / child
+                target.parent.mkdir(parents=True, exist_ok=True)
+                url = f"{listing_url}/{_quote_path(posixpath.join(remote, name))}"
+                downloaded += self._fetch_file(url, target, size, what, limits.max_bytes - downloaded)
         return True
 
     def _artifact_endpoints(self, location: str) -> tuple[str, str] | None:
         """(listing URL, artifact path under the server's artifact root), mapped as MLflow's
-        MlflowArtifactsRepository maps them; None when this server's proxy cannot serve it."""
+        MlflowArtifactsRepository maps them; None when this server's proxy cannot serve it.
+        A location at another origin is fetched there, without this server's credentials."""
         parsed = urlparse(location)
         if parsed.scheme == "mlflow-artifacts":
             netloc = parsed.netloc or self.netloc
             listing = urlunparse((self.scheme, netloc, f"{self.prefix}{API}{ARTIFACTS_ENDPOINT}", "", "", ""))
-            return listing, unquote(parsed.path).strip("/")
+            return listing, _artifact_root(unquote(parsed.path), location)
         if parsed.scheme in ("http", "https") and ARTIFACTS_ENDPOINT in parsed.path:
-            if (parsed.scheme, parsed.netloc) != (self.scheme, self.netloc):
-                return None  # someone else's server: never send it this registry's credentials
             head, _, tail = parsed.path.partition(ARTIFACTS_ENDPOINT)
             listing = urlunparse((parsed.scheme, parsed.netloc, f"{head}{ARTIFACTS_ENDPOINT}", "", "", ""))
-            return listing, unquote(tail).strip("/")
+            return listing, _artifact_root(unquote(tail), location)
         return None
 
-    def _list(self, listing_url: str, remote: str, location: str) -> list[dict[str, Any]]:
+    def _list(self, listing_url: str, remote: str, location: str) -> list[Any]:
         response = self._send("GET", listing_url, params={"path": remote} if remote else None)
         if response.status_code != 200:
             raise self._failure(response, f"listing the artifacts of {location}")
-        return list(_json(response, self.server).get("files") or [])
+        files = _json(response, self.server).get("files") or []
+        if not isinstance(files, list):
+            raise ModelNotFound(f"{self.server} answered a listing of {location} without a list of files")
+        return files
 
-    def _fetch_file(self, url: str, target: Path, size: int | None, what: str) -> None:
-        """Stream one file to disk, retrying transient failures and short bodies."""
+    def _entry(self, entry: Any, location: str) -> tuple[str, bool, int | None]:
+        """(name, is a directory, size if given) of one listed entry: a plain name, never a path."""
+        if not isinstance(entry, dict):
+            shown = printable(repr(entry))[:100]
+            raise ModelNotFound(f"{self.server} listed {shown} under {location}, not a file entry")
+        name = entry.get("path", "")
+        if (not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..")
+                or printable(name) != name):
+            raise UnsafeRegistryValue(f"{self.server} listed an unsafe artifact name {name!r} under {location}")
+        size = entry.get("file_size")
+        size = int(size) if isinstance(size, (int, str)) and str(size).isascii() and str(size).isdigit() else None
+        return name, entry.get("is_dir") is True, size
+
+    def _fetch_file(self, url: str, target: Path, size: int | None, what: str, budget: int) -> int:
+        """Stream one file to disk, retrying transient failures and short bodies; its size."""
         problem = ""
+        client = self._client_for(url)
         for attempt in range(self.attempts):
             if attempt:
-                time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+                self._sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
             try:
-                with self.client.stream("GET", url) as response:
+                with client.stream("GET", url, timeout=self._timeout()) as response:
                     if _transient(response.status_code):
                         problem = f"HTTP {response.status_code}"
                         continue
                     if response.status_code != 200:
-                        response.read()
-                        raise self._failure(response, f"downloading {what}")
+                        raise self._failure(self._buffered(response, what), f"downloading {what}")
                     written = 0
                     with open(target, "wb") as out:
-                        for chunk in response.iter_bytes(CHUNK_BYTES):
-                            out.write(chunk)
+                        for chunk in response.iter_bytes():  # as it arrives, so the deadline holds for a trickle
                             written += len(chunk)
+                            if written > budget:
+                                raise self._limit(f"Downloading {what} went past the {self.limits.max_bytes} bytes "
+                                                  "allowed for one model", "MAX_BYTES")
+                            if size is not None and written > size:
+                                raise ModelNotFound(f"{self.server} sent more of {what} than the {size} bytes listed")
+                            out.write(chunk)
+                            self._check_deadline()
                 if size is not None and written != size:
                     raise _Truncated(f"got {written} of {size} bytes")
-                return
+                return written
             except httpx.RequestError as exc:
                 problem = _reason(exc)
             except _Truncated as exc:
@@ -309,14 +377,21 @@ class RestRegistry:
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request, retried on connection errors, timeouts, 429 and 5xx; never on other 4xx,
-        nor on a certificate the client does not trust (retrying cannot change that)."""
+        nor on a certificate the client does not trust (retrying cannot change that). The answer
+        is read whole, up to MAX_ANSWER_BYTES."""
         problem, attempts = "", 0
+        client = self._client_for(url)
         while attempts < self.attempts:
             if attempts:
-                time.sleep(BACKOFF_SECONDS * 2 ** (attempts - 1))
+                self._sleep(BACKOFF_SECONDS * 2 ** (attempts - 1))
             attempts += 1
             try:
-                response = self.client.request(method, url, **kwargs)
+                request = client.build_request(method, url, timeout=self._timeout(), **kwargs)
+                streamed = client.send(request, stream=True)
+                try:
+                    response = self._buffered(streamed, f"{method} {request.url.path}")
+                finally:
+                    streamed.close()
             except httpx.RequestError as exc:
                 problem = _reason(exc)
                 if _untrusted(exc):
@@ -331,14 +406,57 @@ class RestRegistry:
             if _transient(response.status_code) and attempts < self.attempts:
                 continue
             return response
+        self._check_deadline()  # a deadline cut short the last attempts: say so, not "cannot reach"
         raise ModelNotFound(
             f"Cannot reach the MLflow tracking server at {self.server} after {attempts} attempts "
             f"({problem}); check that it is running and that --registry-uri or MLFLOW_TRACKING_URI "
             "points at it"
         )
 
+    def _buffered(self, streamed: httpx.Response, doing: str) -> httpx.Response:
+        """A streamed answer read whole, as it arrives, within MAX_ANSWER_BYTES and the deadline."""
+        chunks, size = [], 0
+        for chunk in streamed.iter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise RegistryLimitExceeded(
+                    f"{self.server} answered {doing} with more than {MAX_ANSWER_BYTES >> 20} MiB; "
+                    "is it an MLflow tracking server?"
+                )
+            chunks.append(chunk)
+            self._check_deadline()
+        return httpx.Response(streamed.status_code, headers=streamed.headers, content=b"".join(chunks),
+                              request=streamed.request)
+
+    # Limits -----------------------------------------------------------------------------------
+
+    def _timeout(self) -> httpx.Timeout:
+        """The per-request timeout, cut to what is left of the deadline."""
+        self._check_deadline()
+        return httpx.Timeout(min(self.limits.timeout_seconds, self.deadline - time.monotonic()))
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, min(seconds, self.deadline - time.monotonic())))
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise self._limit(
+                f"Resolving and downloading from {self.server} took longer than "
+                f"{self.limits.deadline_seconds:g} s; the server or the network is too slow",
+                "DEADLINE",
+            )
+
+    def _limit(self, what: str, variable: str) -> RegistryLimitExceeded:
+        return RegistryLimitExceeded(f"{what} ({ENV_PREFIX}{variable} sets this limit)")
+
     def _failure(self, response: httpx.Response, doing: str) -> ModelNotFound:
         status = response.status_code
+        if status in (401, 403) and _origin(str(response.request.url)) != self.origin:
+            return ModelNotFound(
+                f"The artifact host {_origin_text(response.request.url)} answered HTTP {status} (unauthorised) to "
+                f"{doing}: sigserve sends the credentials for {self.server} to that server only, never to "
+                "another host; serve the artifacts through the tracking server's proxy, or make them readable there"
+            )
         if status in (401, 403):
             sent = "the credentials given were refused" if self.credentials else "no credentials were given"
             return ModelNotFound(
@@ -353,7 +471,8 @@ class RestRegistry:
                 f"{self.attempts} attempts; check the server's logs, then try again"
             )
         if 300 <= status < 400:
-            said += f" (redirected to {response.headers.get('location', '?')}; use that address as the registry URI)"
+            target = printable(response.headers.get("location", "?"))
+            said += f" (redirected to {target}; use that address as the registry URI)"
         return _ServerRefused(status, code, detail, f"{self.server} answered {said} ({doing})")
 
 
@@ -361,9 +480,11 @@ def _credentials() -> httpx.Auth | None:
     """As MLflow: username/password (Basic) before a token (Bearer)."""
     username, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     if username and password:
+        add_secret(password)
         return httpx.BasicAuth(username, password)
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     if token:
+        add_secret(token)
         return _Bearer(token)
     return None
 
@@ -414,19 +535,6 @@ def _context(ca_bundle: str, variable: str) -> ssl.SSLContext:
         ) from None
 
 
-def _timeout() -> float:
-    configured = os.environ.get("SIGSERVE_REGISTRY_TIMEOUT")
-    if not configured:
-        return DEFAULT_TIMEOUT_SECONDS
-    try:
-        seconds = float(configured)
-    except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise ModelNotFound(f"SIGSERVE_REGISTRY_TIMEOUT={configured!r} is not a positive number of seconds")
-    return seconds
-
-
 def _number(version: dict[str, Any]) -> int:
     text = str(version.get("version", ""))
     return int(text) if text.isdigit() else -1
@@ -464,8 +572,38 @@ def _error_of(response: httpx.Response) -> tuple[str | None, str]:
     except ValueError:
         body = None
     if isinstance(body, dict):
-        return body.get("error_code"), " ".join(str(body.get("message", "")).split())
-    return None, " ".join(response.text.split())[:200]
+        code = body.get("error_code")
+        message = printable(" ".join(str(body.get("message", "")).split())[:300])
+        return (code if isinstance(code, str) else None), message
+    return None, printable(" ".join(response.text.split())[:200])
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object from the server, or an empty one when it answered something else there."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list_of(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port: where credentials may go (userinfo and path do not count)."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port or DEFAULT_PORTS.get(parsed.scheme)
+
+
+def _origin_text(url: httpx.URL) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _artifact_root(path: str, location: str) -> str:
+    """The artifact path under the server's root: never climbing out of it."""
+    root = path.strip("/")
+    if any(part in (".", "..") for part in root.split("/")) or printable(root) != root:
+        raise UnsafeRegistryValue(f"Refusing the artifact location {location!r}: its path has '.' or '..' parts")
+    return root
 
 
 def _quote_path(path: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from sigserve.errors import ModelNotFound
+from sigserve.model.resolved import check_text
 
 LATEST = "latest"
 
@@ -35,6 +36,7 @@ class LoggedModelRef:
 
 
 def parse_models_uri(uri: str) -> RegisteredModelRef | LoggedModelRef:
+    check_text("model URI", uri)  # its name and alias become response headers
     parsed = urlparse(uri, allow_fragments=False)
     path = parsed.path
     parts = path.lstrip("/").split("/")

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from starlette.types import Scope
 
+from sigserve.model.resolved import has_control
+
 if TYPE_CHECKING:
     from sigserve.manager import Servable
 
@@ -54,6 +56,11 @@ class AccessLog:
         peer = f"{client[0]}:{client[1]}" if client else "-"
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"].encode("unicode_escape").decode("ascii")
+        if has_control(path):  # a line must not be split or forged by what it quotes
+            path = path.encode("unicode_escape").decode("ascii")
+        model_version = f"{servable.name}/{servable.version}"
+        if has_control(model_version):
+            model_version = model_version.encode("unicode_escape").decode("ascii")
         fields = {
             "client": peer,
             "method": scope["method"],
@@ -62,7 +69,7 @@ class AccessLog:
             "bytes": sent,
             "duration_ms": round(seconds * 1000, 3),
             "request_id": request_id.decode("ascii"),
-            "model_version": f"{servable.name}/{servable.version}",
+            "model_version": model_version,
         }
         logger.info(
             '%s "%s %s HTTP/%s" %d %dB %.2fms id=%s model=%s',

@@ -18,23 +18,18 @@ from starlette.types import Message, Receive, Scope, Send
 
 from sigserve.codecs.v2 import FORMAT as V2_FORMAT
 from sigserve.encode import encode_json
-from sigserve.errors import (
-    BodyTooLarge,
-    InvalidParameter,
-    Overloaded,
-    PredictionError,
-    PredictionTimeout,
-    SchemaError,
-)
+from sigserve.errors import BodyTooLarge, Overloaded, PredictionError, PredictionTimeout, SigserveError
 from sigserve.manager import ModelManager, ReloadPoller, Servable
 from sigserve.scoring import Prepared, Scored, Scorer, unexpected_as
 from sigserve.server.access_log import AccessLog, request_id_of
 from sigserve.server.batching import MicroBatcher
+from sigserve.server.connections import READ_TIMED_OUT
 from sigserve.server.http_errors import error_body, v2_error_body
 from sigserve.server.inline import InlinePolicy, Timing
+from sigserve.server.inline_guard import InlineGuard, InlineOverrun
 from sigserve.server.metrics import Metrics
 from sigserve.server.routes import starlette_routes
-from sigserve.server.settings import ServerSettings
+from sigserve.server.settings import ConnectionLimits, ServerSettings
 from sigserve.server.v2_metadata import v2_mismatch
 
 logger = logging.getLogger("sigserve.server")
@@ -59,8 +54,11 @@ class ScoringApp:
         self.metrics = metrics
         self.poller = poller
         self.inline = InlinePolicy(self.settings.timeout_seconds)
+        self.inline_guard = InlineGuard()
         self.access_log = AccessLog() if self.settings.access_log else None
+        self.auth = self.settings.auth
         self.running = 0  # scoring work under way, including threads still running past a 504
+        self.draining = False
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.batcher = (
             MicroBatcher(self.settings.batch_max_size, self.settings.batch_max_wait_seconds, self._run_uncounted)
@@ -77,6 +75,19 @@ class ScoringApp:
     @property
     def timeout_seconds(self) -> float | None:
         return self.settings.timeout_seconds
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        return self.settings.connections
+
+    def connection_closed(self, reason: str) -> None:
+        """The connection guard cut a client off: `slow_client` or `connection_limit`."""
+        if self.metrics is not None:
+            self.metrics.rejected(reason)
+
+    def start_draining(self) -> None:
+        """SIGTERM: readiness answers 503 from now on, while open connections are still served."""
+        self.draining = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,12 +121,16 @@ class ScoringApp:
         extra: list[tuple[bytes, bytes]],
     ) -> tuple[int, int] | None:
         """Scoring routes answer here and say what they sent; the rest go through Starlette."""
+        if self.auth is not None and (refused := self.auth.refusal(scope)) is not None:
+            self._count_refusal(refused)
+            return await self.auth.answer(scope, send, refused, extra)
         path = scope["path"]
         if scope["method"] == "POST" and path == "/invocations":
             content_type = _header(scope, b"content-type")
             status, sent = await self.score_route(
                 scope, receive, send, servable, extra,
-                lambda scorer, body: scorer.prepare(content_type, body), error_body, _media_label(content_type),
+                lambda scorer, body: scorer.prepare(content_type, body, self.settings.decode_limits), error_body,
+                _media_label(content_type),
             )
             return status, sent
         if scope["method"] == "POST" and path.startswith("/v2/models/") and path.endswith("/infer"):
@@ -138,7 +153,8 @@ class ScoringApp:
             return 404, len(payload)
         return await self.score_route(
             scope, receive, send, servable, extra,
-            lambda scorer, body: scorer.prepare_v2(body, name, version), v2_error_body, V2_FORMAT,
+            lambda scorer, body: scorer.prepare_v2(body, name, version, self.settings.decode_limits),
+            v2_error_body, V2_FORMAT,
         )
 
     def v2_name(self, servable: Servable) -> str:
@@ -168,6 +184,8 @@ class ScoringApp:
                 status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
             except _ClientGone:
                 status, payload = 499, b""
+                if scope.get(READ_TIMED_OUT):  # the connection guard answered 408, closed and counted it
+                    status = 408
             except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
                 status, payload = error_to_http(exc)
                 payload_format = getattr(exc, "payload_format", None) or payload_format
@@ -205,13 +223,21 @@ class ScoringApp:
             )
         if self.batcher is not None:
             return await self._with_timeout(self._score_batched(servable, prepare, body))
-        if self.inline.allowed(len(body)):
+        timeout = self.settings.timeout_seconds
+        if self.inline.allowed(len(body)) and self.inline_guard.available and self.inline_guard.loop_free():
+            started = time.perf_counter()
             self.running += 1
             try:
-                return self._timed_score(servable, prepare, body, True)
+                with self.inline_guard.limit():
+                    return self._timed_score(servable, prepare, body, True)
+            except InlineOverrun:  # too slow for the event loop: score it again in a thread
+                if timeout is not None:
+                    timeout = max(0.0, timeout - (time.perf_counter() - started))
             finally:
                 self.running -= 1
-        return await self._with_timeout(self._run_blocking(lambda: self._timed_score(servable, prepare, body, False)))
+        return await self._with_timeout(
+            self._run_blocking(lambda: self._timed_score(servable, prepare, body, False)), timeout
+        )
 
     def _timed_score(self, servable: Servable, prepare: PrepareFn, body: bytes, inline: bool) -> Scored:
         """Scoring time alone, without queueing: what decides whether requests run inline."""
@@ -276,29 +302,24 @@ class ScoringApp:
     def _release(self) -> None:
         self.running -= 1
 
-    async def _with_timeout(self, work: Any) -> Scored:
+    async def _with_timeout(self, work: Any, seconds: float | None = None) -> Scored:
         try:
-            return await asyncio.wait_for(work, self.settings.timeout_seconds)
+            return await asyncio.wait_for(work, self.settings.timeout_seconds if seconds is None else seconds)
         except (asyncio.TimeoutError, TimeoutError):
             raise PredictionTimeout(
                 f"Request processing time exceeded the limit of {self.settings.timeout_seconds:g}s"
             ) from None
 
     def _count_refusal(self, error: Exception) -> None:
-        if self.metrics is None:
+        if self.metrics is None or not isinstance(error, SigserveError):
             return
-        if isinstance(error, SchemaError):
-            self.metrics.schema_error(error.reason)
-        elif isinstance(error, InvalidParameter):
-            self.metrics.schema_error("params")
-        elif isinstance(error, BodyTooLarge):
-            self.metrics.rejected("body_too_large")
-        elif isinstance(error, Overloaded):
-            self.metrics.rejected("overloaded")
-        elif isinstance(error, PredictionTimeout):
-            self.metrics.rejected("timeout")
+        if error.schema_reason is not None:
+            self.metrics.schema_error(error.schema_reason)
+        elif error.rejection_reason is not None:
+            self.metrics.rejected(error.rejection_reason)
 
     def _started(self) -> None:
+        self.inline_guard.install()
         if self.poller is not None:
             self.poller.start()
 

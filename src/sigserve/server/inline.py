@@ -39,16 +39,16 @@ class InlinePolicy:
     otherwise such a model would stay in threads because it is in threads.
 
     `warmup` fast requests in a row switch inline scoring on; one slow request switches it off,
-    so a model that turns slow holds the event loop (and `/ping`) for one request. A slow inline
-    request also doubles the next warm-up and a long fast streak halves it again, so a model
-    that is only sometimes slow stays mostly in threads. The request timeout cannot interrupt
-    an inline request, so a timeout under `10 * MAX_CPU_SECONDS` turns this off.
+    and `InlineGuard` moves that request to a thread once it holds the event loop too long. A
+    slow inline request also doubles the next warm-up and a long fast streak halves it again, so
+    a model that is only sometimes slow stays mostly in threads. A timeout under
+    `10 * MAX_CPU_SECONDS` turns this off.
     """
 
     # A pipeline over string columns or a forest spends 3-10 ms in predict: in threads, GIL
     # hand-offs cost them 30-40% of their throughput against an inline floor.
     MAX_CPU_SECONDS = 0.020
-    MAX_INLINE_WALL_SECONDS = 0.040
+    MAX_INLINE_WALL_SECONDS = 0.025  # under InlineGuard.SECONDS, so a fast request is never interrupted
     MAX_THREAD_WALL_SECONDS = 0.200
     MAX_CONTENDED_CPU_SECONDS = 0.080
     WARMUP = 16

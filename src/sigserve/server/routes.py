@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -14,7 +15,7 @@ from starlette.routing import Route
 from sigserve import __version__
 from sigserve.encode import encode_json
 from sigserve.errors import SigserveError
-from sigserve.server.http_errors import error_body
+from sigserve.server.http_errors import MethodNotAllowed, error_body, http_exception_answer, is_v2_path, v2_error_body
 from sigserve.server.openapi import docs_html, openapi_document
 from sigserve.server.v2_metadata import v2_mismatch, v2_model_metadata
 
@@ -34,8 +35,9 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
 
     async def ready(request: Request) -> Response:
         """The app only starts once its model has loaded and scored its own example; a model
-        served with `--allow-failing-example` that failed on it is never ready."""
-        is_ready = app.manager.current.ready
+        served with `--allow-failing-example` that failed on it is never ready, nor is a
+        server draining after SIGTERM."""
+        is_ready = app.manager.current.ready and not app.draining
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     async def version(request: Request) -> Response:
@@ -76,7 +78,7 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
 
     async def metrics(request: Request) -> Response:
         if app.metrics is None:
-            return PlainTextResponse("metrics are off\n", status_code=404)
+            raise HTTPException(404, "Metrics are off on this server")
         body, content_type = app.metrics.render()
         return Response(body, media_type=content_type)
 
@@ -102,11 +104,8 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
         found = v2_model_or_404(request)
         if isinstance(found, Response):
             return found
-        is_ready = found[0].ready
+        is_ready = found[0].ready and not app.draining
         return JSONResponse({"name": found[1], "ready": is_ready}, status_code=200 if is_ready else 503)
-
-    async def invocations_method_not_allowed(request: Request) -> Response:
-        return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": "POST"})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -127,18 +126,21 @@ def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdow
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/invocations", invocations_method_not_allowed),
+            Route("/invocations", MethodNotAllowed("POST")),  # POST is answered in app.py
             Route("/v2", v2_server, methods=["GET"]),
             Route("/v2/models/{name}", v2_model, methods=["GET"]),
             Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
             Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
             Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/infer", MethodNotAllowed("POST")),
+            Route("/v2/models/{name}/versions/{version}/infer", MethodNotAllowed("POST")),
         ],
-        exception_handlers={SigserveError: _starlette_error, Exception: _starlette_error},
+        exception_handlers={SigserveError: _starlette_error, HTTPException: http_exception_answer,
+                            Exception: _starlette_error},
         lifespan=lifespan,
     )
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:
-    status, body = error_body(exc)
+    status, body = (v2_error_body if is_v2_path(request.scope["path"]) else error_body)(exc)
     return Response(body, status_code=status, media_type=JSON)

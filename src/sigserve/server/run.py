@@ -5,15 +5,17 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
+import math
 import os
 from typing import Any
 
-import uvicorn
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from sigserve.server.app import ScoringApp
+from sigserve.server.draining import serve_single
 from sigserve.server.metrics import mark_process_dead
+from sigserve.server.tls import TlsFiles, gunicorn_options, uvicorn_options
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 WORKER_GRACE_SECONDS = 30  # a worker silent this long past the request timeout is restarted
@@ -22,10 +24,28 @@ MALLOC_ARENAS = 2
 DRAIN_GRACE_SECONDS = 5  # on SIGTERM, in-flight requests get their timeout plus this to finish
 
 
+TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
+
+
 def request_timeout(flag: float | None) -> float:
+    """`-t`, else MLflow's variable (empty is unset), else 60 s; a ValueError naming the flag or
+    the variable for anything but a positive number of seconds, so the CLI refuses it before loading."""
     if flag is not None:
-        return float(flag)
-    return float(os.environ.get("MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
+        return _positive_seconds(float(flag), "--timeout")
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    return _positive_seconds(seconds, TIMEOUT_ENV)
+
+
+def _positive_seconds(seconds: float, source: str) -> float:
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{source} must be positive and finite, got {seconds:g}")
+    return seconds
 
 
 def freeze_startup_heap() -> None:
@@ -55,16 +75,16 @@ def limit_private_allocations() -> None:
         pass
 
 
-def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: str = "info") -> None:
+def run_server(
+    app: ScoringApp, host: str, port: int, workers: int, log_level: str = "info", tls: TlsFiles | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then drain: in-flight requests get their answers first."""
     limit_private_allocations()
     freeze_startup_heap()
     drain_seconds = int(app.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + DRAIN_GRACE_SECONDS
+    limits = app.connection_limits
     if workers <= 1:
-        uvicorn.run(
-            app, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
-            proxy_headers=False, timeout_graceful_shutdown=drain_seconds,
-        )
+        serve_single(app, drain_seconds, host=host, port=port, log_level=log_level, **uvicorn_options(tls))
         return
     options = {
         "bind": f"{host}:{port}",
@@ -72,8 +92,10 @@ def run_server(app: ScoringApp, host: str, port: int, workers: int, log_level: s
         "loglevel": log_level,
         "timeout": int(app.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + WORKER_GRACE_SECONDS,
         "graceful_timeout": drain_seconds,
+        "keepalive": math.ceil(limits.keep_alive_seconds),
         "child_exit": _child_exit,
         "logger_class": _SameFormatLogger,
+        **gunicorn_options(tls),
     }
     _GunicornApp(app, options).run()
 
@@ -101,7 +123,7 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
     def __init__(self, app: ScoringApp, options: dict[str, Any]) -> None:
         self.application = app
         self.options = {
-            "worker_class": "uvicorn.workers.UvicornWorker",
+            "worker_class": "sigserve.server.draining.SigserveWorker",
             "preload_app": True,
             **options,
         }

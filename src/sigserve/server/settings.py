@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sigserve.codecs.limits import DecodeLimits
+
+if TYPE_CHECKING:
+    from sigserve.server.auth import BearerAuth
+
+RESERVED_DESCRIPTORS = 64  # for the model's files, logs, the registry and metrics
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long a client may take over each part of a request, and how many may be connected."""
+
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int = 1024
+    answer_timeout_seconds: float | None = None  # a client that stops reading its answer
+
+    def effective_max_connections(self) -> int:
+        """The cap, but never past the descriptors this process may open, or accept() fails instead."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return max(1, min(self.max_connections, soft - RESERVED_DESCRIPTORS))
 
 
 @dataclass(frozen=True)
@@ -14,3 +41,6 @@ class ServerSettings:
     batch_max_size: int = 0
     batch_max_wait_seconds: float = 0.002
     model_name: str | None = None  # the name KServe V2 clients use; default the model's own
+    connections: ConnectionLimits = ConnectionLimits()
+    decode_limits: DecodeLimits = DecodeLimits()  # rows, columns and decoded bytes per request
+    auth: BearerAuth | None = None  # bearer tokens asked for every path but the probes; None: open

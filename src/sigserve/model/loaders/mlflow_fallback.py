@@ -1,4 +1,9 @@
-"""Everything sigserve has no native loader for goes through MLflow, when it is installed."""
+"""Everything sigserve has no native loader for goes through MLflow, when it is installed.
+
+`load_model` has already put this version's code dirs (`code_paths`) first on `sys.path` with no
+other version's modules in `sys.modules`, so the classes MLflow unpickles by module name, and the
+modules they import, are this version's.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +28,10 @@ def load(meta: ModelMeta) -> Any:
 
     try:
         pyfunc_model = mlflow.pyfunc.load_model(str(meta.path))
-    except Exception as exc:
+    except Exception as exc:  # an exception importing the model's code too
         raise ModelLoadError(
-            f"MLflow could not load {meta.path} (loader_module {meta.loader_module!r}): {exc}"
+            f"MLflow could not load {meta.path} (loader_module {meta.loader_module!r}): "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         ) from None
     return MlflowFlavor(pyfunc_model, meta.pyfunc.predict_fn)
 

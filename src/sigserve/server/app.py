@@ -97,6 +97,8 @@ class ScoringApp:
         servable = self.manager.current
         request_id = request_id_of(scope)
         extra = [(b"x-request-id", request_id), *servable.headers]
+        if self.draining:  # uvicorn closes the connection after this answer
+            extra.append((b"connection", b"close"))
         status, sent = 500, 0
 
         async def send_with_headers(message: Message) -> None:

@@ -151,7 +151,7 @@ class BearerAuth:
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(payload)),
             (b"www-authenticate", error.challenge),
-            *(header for header in extra if header[0] == b"x-request-id"),
+            *(header for header in extra if header[0] in (b"x-request-id", b"connection")),
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

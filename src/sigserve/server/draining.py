@@ -65,12 +65,14 @@ class DrainingServer(uvicorn.Server):
             self.drain_deadline = now + self.drain_seconds
             for server in getattr(self, "servers", ()):
                 stop_listening(server)
-            self.on_drain()
+            self.on_drain()  # from now on every answer says `Connection: close`
             for connection in list(connections):
-                if isinstance(connection, GuardedProtocol):
-                    connection.drain()
+                cycle = getattr(connection, "cycle", None)
+                if cycle is not None and not cycle.response_complete:
+                    cycle.keep_alive = False
             return
-        mid_request = any(getattr(c, "phase", None) in (Phase.HEAD, Phase.BODY) for c in connections)
+        mid_request = any(isinstance(c, GuardedProtocol) and c.phase() in (Phase.HEAD, Phase.BODY)
+                          for c in connections)
         if not connections or now >= self.drain_deadline and not mid_request or now >= self.drain_deadline + 1:
             self.guard.stop()
             self.should_exit = True

@@ -9,12 +9,15 @@ derives from BaseException so a model's own `except Exception` cannot swallow it
 that does not return to Python is only interrupted when it does, which is why inline scoring
 also needs the model to have been fast on requests of this size.
 
-The event loop also goes back to other work after `MAX_HOLD_SECONDS` of inline requests in a
-row, so a queue of fast requests cannot delay a probe either.
+A queue of fast requests must not delay a probe either. A heartbeat on the event loop every
+`BEAT_SECONDS` measures how long a callback now waits for its turn; while that lag is over
+`MAX_LAG_SECONDS`, new requests go to threads, which empties the queue. With a few clients the
+lag stays small and everything fast runs inline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -29,30 +32,35 @@ class InlineOverrun(BaseException):
 
 class InlineGuard:
     SECONDS = 0.030
-    MAX_HOLD_SECONDS = 0.020
-    IDLE_GAP_SECONDS = 0.001  # a gap this long between inline requests means the loop had time
+    BEAT_SECONDS = 0.010
+    MAX_LAG_SECONDS = 0.020
 
     def __init__(self, seconds: float = SECONDS) -> None:
         self.seconds = seconds
         self.available = False
         self._armed = False
-        self._hold_started = 0.0
-        self._last_finished = 0.0
+        self._last_beat = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def install(self) -> bool:
-        """Signals reach only the main thread: elsewhere (an embedded app) nothing runs inline."""
+        """From the running event loop. Signals reach only the main thread: elsewhere (an
+        embedded app) nothing runs inline."""
         if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
             return False
         signal.signal(signal.SIGALRM, self._on_alarm)
+        self._loop = asyncio.get_running_loop()
+        self._beat()
         self.available = True
         return True
 
     def loop_free(self) -> bool:
-        """False once inline requests have held the loop for `MAX_HOLD_SECONDS` without a gap."""
-        now = time.perf_counter()
-        if now - self._last_finished > self.IDLE_GAP_SECONDS:
-            self._hold_started = now
-        return now - self._hold_started < self.MAX_HOLD_SECONDS
+        """False while callbacks on the event loop wait longer than `MAX_LAG_SECONDS` for their turn."""
+        return time.monotonic() - self._last_beat < self.BEAT_SECONDS + self.MAX_LAG_SECONDS
+
+    def _beat(self) -> None:
+        assert self._loop is not None
+        self._last_beat = time.monotonic()
+        self._loop.call_later(self.BEAT_SECONDS, self._beat)
 
     @contextlib.contextmanager
     def limit(self) -> Iterator[None]:
@@ -63,7 +71,6 @@ class InlineGuard:
         finally:
             self._armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
-            self._last_finished = time.perf_counter()
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         if self._armed:  # a late alarm after the call finished must not hit the event loop

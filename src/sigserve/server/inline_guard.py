@@ -33,7 +33,7 @@ class InlineOverrun(BaseException):
 class InlineGuard:
     SECONDS = 0.030
     BEAT_SECONDS = 0.010
-    MAX_LAG_SECONDS = 0.020
+    MAX_LAG_SECONDS = 0.050
 
     def __init__(self, seconds: float = SECONDS) -> None:
         self.seconds = seconds

@@ -35,6 +35,9 @@ DRAIN_MARGIN_SECONDS = 1.0
 
 
 class DrainingServer(uvicorn.Server):
+    """uvicorn's server, draining on the first SIGTERM or SIGINT instead of closing idle
+    connections, and never re-raising the signal (uvicorn would exit with -15)."""
+
     def __init__(self, config: uvicorn.Config, app: Any, drain_seconds: float) -> None:
         super().__init__(config)
         self.graceful_seconds = float(config.timeout_graceful_shutdown or 0)

@@ -38,7 +38,6 @@ class SchemaError(SigserveError):
 
     def __init__(self, message: str, reason: str = "type") -> None:
         super().__init__(message)
-        self.reason = reason
         self.schema_reason = reason
 
 
@@ -109,7 +108,6 @@ class RequestLimitExceeded(SigserveError):
 
     def __init__(self, message: str, reason: str = "decoded_too_large") -> None:
         super().__init__(message)
-        self.reason = reason
         self.rejection_reason = reason
 
 

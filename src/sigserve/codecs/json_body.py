@@ -13,7 +13,6 @@ from sigserve.codecs.dataframe_records import DataframeRecordsDecoder
 from sigserve.codecs.dataframe_split import DataframeSplitDecoder
 from sigserve.codecs.instances import InstancesDecoder
 from sigserve.codecs.inputs import InputsDecoder
-from sigserve.codecs.numeric_grid import parse_with_numeric_grid
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 
@@ -59,31 +58,38 @@ def _finite_float(text: str) -> float:
 
 
 class JsonDecoder:
+    """Decodes a parsed body (`codecs.decode` parses it once, within the decode limits)."""
+
     media_type = "application/json"
-
-    def decode(self, body: bytes, schema: Schema | None, params: dict[str, str]) -> Decoded:
-        return self.decode_document(self.parse(body), schema, params)
-
-    @staticmethod
-    def parse(body: bytes) -> Any:
-        return parse_with_numeric_grid(body) or parse_json(body)
 
     def decode_document(self, document: Any, schema: Schema | None, params: dict[str, str]) -> Decoded:
         seed_format = params.get("format")
+        found = field_of(document, seed_format)
+        if found is None:
+            received = f"fields {list(document)}" if isinstance(document, dict) else kind_of(document)
+            raise BadRequest(f"{REQUIRED}. Received {received}.")
+        field, value = found
+        data = FIELD_DECODERS[field].decode(value, schema)
         if seed_format is not None:
-            field = SEED_FORMAT_FIELDS[seed_format]
-            return Decoded(FIELD_DECODERS[field].decode(document, schema), None, seed_format)
-        if not isinstance(document, dict):
-            raise BadRequest(f"{REQUIRED}. Received {kind_of(document)}.")
-        fields = [key for key in document if key in FIELD_DECODERS]
-        if not fields and is_bare_split(document):
-            data = FIELD_DECODERS["dataframe_split"].decode(document, schema)
+            return Decoded(data, None, seed_format)
+        if value is document:
             return Decoded(data, None, BARE_SPLIT_FORMAT)
-        if len(fields) != 1:
-            raise BadRequest(f"{REQUIRED}. Received fields {list(document)}.")
-        field = fields[0]
-        data = FIELD_DECODERS[field].decode(document[field], schema)
         return Decoded(data, document.get("params"), field)
+
+
+def field_of(document: Any, seed_format: str | None) -> tuple[str, Any] | None:
+    """Which format field a body uses, and its value: named by `format=`, the body's one format
+    field, or a bare split body (the value is then the body itself); None when it is none of these."""
+    if seed_format is not None:
+        return SEED_FORMAT_FIELDS[seed_format], document
+    if not isinstance(document, dict):
+        return None
+    fields = [key for key in document if key in FIELD_DECODERS]
+    if not fields and is_bare_split(document):
+        return "dataframe_split", document
+    if len(fields) != 1:
+        return None
+    return fields[0], document[fields[0]]
 
 
 def is_bare_split(document: Any) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sigserve.codecs.json_body import field_of
 from sigserve.codecs.limits import DecodeLimits
 from sigserve.codecs.numeric_grid import NumericGrid
 
@@ -46,25 +47,16 @@ def check_json_rows(document: Any, seed_format: str | None, limits: DecodeLimits
 
 
 def _rows(document: Any, seed_format: str | None) -> int | None:
-    """The rows a parsed MLflow body holds, by its format field; None when it has none."""
-    if seed_format == "pandas-split":
-        return _split_rows(document)
-    if seed_format is not None:
-        return _length(document)
-    if not isinstance(document, dict):
+    """The rows a parsed MLflow body holds, in the format field it uses; None when it has none."""
+    found = field_of(document, seed_format)
+    if found is None:
         return None
-    if "dataframe_split" in document:
-        return _split_rows(document["dataframe_split"])
-    if "dataframe_records" in document:
-        return _length(document["dataframe_records"])
-    if "instances" in document:
-        return _length(document["instances"])
-    if "inputs" in document:
-        inputs = document["inputs"]
-        if isinstance(inputs, dict):  # named columns or tensors: the longest
-            return max((len(v) for v in inputs.values() if isinstance(v, list)), default=None)
-        return _length(inputs)
-    return _split_rows(document)  # a bare (seed-era) split body, or nothing with rows
+    field, value = found
+    if field == "dataframe_split":
+        return _split_rows(value)
+    if field == "inputs" and isinstance(value, dict):  # named columns or tensors: the longest
+        return max((len(v) for v in value.values() if isinstance(v, list)), default=None)
+    return _length(value)
 
 
 def _split_rows(split: Any) -> int | None:

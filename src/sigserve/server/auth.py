@@ -35,7 +35,7 @@ INVALID_TOKEN_CHALLENGE = b'Bearer realm="sigserve", error="invalid_token"'
 class Unauthenticated(SigserveError):
     """No valid bearer token: 401 with a `WWW-Authenticate` challenge.
 
-    `reason` is the metrics label: `unauthenticated` (no bearer token sent) or `invalid_token`.
+    `rejection_reason` is the metrics label: `unauthenticated` (no bearer token sent) or `invalid_token`.
     """
 
     status_code = 401
@@ -43,12 +43,11 @@ class Unauthenticated(SigserveError):
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
-        self.reason = reason
         self.rejection_reason = reason
 
     @property
     def challenge(self) -> bytes:
-        return INVALID_TOKEN_CHALLENGE if self.reason == "invalid_token" else CHALLENGE
+        return INVALID_TOKEN_CHALLENGE if self.rejection_reason == "invalid_token" else CHALLENGE
 
 
 class AuthConfigError(SigserveError):

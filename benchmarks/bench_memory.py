@@ -8,6 +8,11 @@ every worker has loaded the model, and again once they have all served scoring
 requests, it sums PSS and RSS over the server's whole process tree. It prints a
 markdown table with the "N workers / 1 worker" ratio of each server.
 
+With `--models M` it builds M forests (different seeds, one directory each). sigserve
+serves them all from one server (`-m p1 -m p2 …`, each scored at /invocations/<name>);
+mlflow serves one model per server, so it runs one server per model, one after the
+other, and the figures of their trees are added up.
+
 sigserve loads the model once in the gunicorn master and forks the workers, so they
 share its pages; mlflow loads the model again in every worker. PSS charges each shared
 page to the processes sharing it in equal parts, so summed PSS is what the tree really
@@ -75,6 +80,7 @@ class ProcMem:
 class RunResult:
     server: str
     workers: int
+    servers: int = 1  # server processes started (mlflow: one per model), figures summed over them
     ok: bool = False
     error: str = ""
     ready_s: float = 0.0
@@ -128,20 +134,28 @@ def measure_load(model_file: Path) -> tuple[float, float]:
     return rss_mb, load_s
 
 
-def build_model(root: Path, args: argparse.Namespace) -> ModelInfo:
-    """Grow an ExtraTreesClassifier and save it with real MLflow (skops, MLflow's default format)."""
+def model_dir_name(index: int, count: int) -> str:
+    """`forest_model` when there is one; `forest_1`, `forest_2`, … (sigserve's served names) when several."""
+    return "forest_model" if count == 1 else f"forest_{index + 1}"
+
+
+def build_model(root: Path, args: argparse.Namespace, index: int = 0) -> ModelInfo:
+    """Grow an ExtraTreesClassifier and save it with real MLflow (skops, MLflow's default format).
+
+    Model `index` uses seed `index` for its data and its trees, so several models share no pages.
+    """
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.ensemble import ExtraTreesClassifier
 
-    X, y = training_data(args.n_samples, args.n_features, seed=0)
+    X, y = training_data(args.n_samples, args.n_features, seed=index)
     started = time.monotonic()
     model = ExtraTreesClassifier(n_estimators=args.n_estimators, max_depth=args.max_depth,
-                                 n_jobs=-1, random_state=0).fit(X, y)
+                                 n_jobs=-1, random_state=index).fit(X, y)
     fit_s = time.monotonic() - started
     model.n_jobs = None  # predict in the serving thread, as a default-built model would
     nodes, size = tree_arrays_bytes(model)
-    path = root / "forest_model"
+    path = root / model_dir_name(index, args.models)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(X.head(100), y[:100])
@@ -256,12 +270,14 @@ def measure_tree(root: int) -> list[ProcMem]:
 # --------------------------------------------------------------------------- servers
 
 
-
-def server_command(name: str, model: str, port: int, workers: int) -> list[str]:
+def server_command(name: str, models: list[str], port: int, workers: int) -> list[str]:
+    """mlflow serves one model per server; sigserve serves every model given, one `-m` each."""
     if name == "mlflow":
+        (model,) = models
         return ["mlflow", "models", "serve", "-m", model, "-h", "127.0.0.1", "-p", str(port),
                 "--workers", str(workers), "--env-manager", "local"]
-    return ["sigserve", "serve", "-m", model, "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+    model_flags = [flag for model in models for flag in ("-m", model)]
+    return ["sigserve", "serve", *model_flags, "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
 
 
 def server_env(name: str) -> dict[str, str]:
@@ -272,15 +288,30 @@ def server_env(name: str) -> dict[str, str]:
     return env
 
 
-def start_server(name: str, model: str, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+def start_server(name: str, models: list[str], port: int, workers: int, log_path: Path) -> subprocess.Popen:
     """New session, so the whole tree (mlflow runs uvicorn under its CLI) can be killed at once."""
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen(
-        server_command(name, model, port, workers),
+        server_command(name, models, port, workers),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=server_env(name), start_new_session=True,
     )
 
+
+def scoring_paths(url: str, models: list[str]) -> list[str]:
+    """Where to score each model: /invocations for a lone model, else /invocations/<name>.
+
+    The names come from GET /metadata (models[].served_as), checked against the directories'
+    names, which is what sigserve serves a local path as.
+    """
+    if len(models) == 1:
+        return ["/invocations"]
+    with urllib.request.urlopen(f"{url}/metadata", timeout=30) as resp:
+        served = [m["served_as"] for m in json.loads(resp.read())["models"]]
+    expected = [Path(model).name for model in models]
+    if served != expected:
+        raise RuntimeError(f"/metadata serves {served}, expected {expected}")
+    return [f"/invocations/{name}" for name in served]
 
 
 
@@ -339,8 +370,8 @@ def stop_tree(proc: subprocess.Popen) -> list[int]:
 
 
 def score(url: str, body: bytes, rows: int) -> bool:
-    """One scoring request; True when it answered 200 with one prediction per row."""
-    req = urllib.request.Request(f"{url}/invocations", data=body, method="POST",
+    """One scoring request to `url`; True when it answered 200 with one prediction per row."""
+    req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
@@ -350,7 +381,8 @@ def score(url: str, body: bytes, rows: int) -> bool:
 
 
 def exercise(url: str, body: bytes, rows: int, pids: list[int], requests: int) -> tuple[int, int, int]:
-    """Send `requests` scoring requests, `len(pids)` at a time, then more until every worker has served some.
+    """Send `requests` scoring requests to `url`, `len(pids)` at a time, then more until every
+    worker has served some.
 
     The kernel hands each new connection to whichever worker accepts first, so a worker is
     known to have served one only by its CPU time growing. Returns (sent, failed, untouched).
@@ -368,6 +400,13 @@ def exercise(url: str, body: bytes, rows: int, pids: list[int], requests: int) -
     return sent, failed, len(untouched)
 
 
+def exercise_all(url: str, paths: list[str], body: bytes, rows: int, pids: list[int],
+                 requests: int) -> tuple[int, int, int]:
+    """`exercise` each model in turn, so every worker is seen serving every model; totals over them."""
+    totals = [exercise(url + path, body, rows, pids, requests) for path in paths]
+    return sum(t[0] for t in totals), sum(t[1] for t in totals), sum(t[2] for t in totals)
+
+
 def settle(root: int, timeout: float = 20.0) -> None:
     """Wait until the tree's RSS stops moving (freed request buffers, lazy allocations)."""
     last = -1
@@ -380,24 +419,24 @@ def settle(root: int, timeout: float = 20.0) -> None:
         time.sleep(1.0)
 
 
-def bench_server(name: str, workers: int, model: str, body: bytes, workdir: Path,
+def bench_server(name: str, workers: int, models: list[str], body: bytes, log_path: Path,
                  args: argparse.Namespace) -> RunResult:
-    """Start one server, wait for all its workers, score, measure its tree, stop it."""
+    """Start one server on `models`, wait for all its workers, score every model, measure its tree, stop it."""
     result = RunResult(server=name, workers=workers)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"{name}-w{workers}.log"
     started = time.monotonic()
-    proc = start_server(name, model, port, workers, log_path)
+    proc = start_server(name, models, port, workers, log_path)
     try:
         pids = wait_ready(proc, url, workers, log_path)
         result.ready_s = time.monotonic() - started
+        paths = scoring_paths(url, models)
         settle(proc.pid)
         idle = measure_tree(proc.pid)
         result.idle_pss_mb = sum(p.pss_kb for p in idle) / 1024
         result.idle_rss_mb = sum(p.rss_kb for p in idle) / 1024
-        result.requests, result.failed_requests, result.untouched_workers = exercise(
-            url, body, args.rows, pids, args.requests)
+        result.requests, result.failed_requests, result.untouched_workers = exercise_all(
+            url, paths, body, args.rows, pids, args.requests)
         settle(proc.pid)
         result.processes = measure_tree(proc.pid)
         result.pss_mb = sum(p.pss_kb for p in result.processes) / 1024
@@ -408,7 +447,7 @@ def bench_server(name: str, workers: int, model: str, body: bytes, workdir: Path
         if not result.ok:
             result.error = (f"{result.failed_requests} failed requests, {result.untouched_workers} workers "
                             f"never seen serving, workers at measurement: {measured_workers}")
-    except RuntimeError as exc:
+    except (RuntimeError, urllib.error.URLError, KeyError, ValueError) as exc:
         result.error = str(exc)
     finally:
         leftovers = stop_tree(proc)
@@ -416,6 +455,28 @@ def bench_server(name: str, workers: int, model: str, body: bytes, workdir: Path
             result.ok = False
             result.error += f" could not kill pids {leftovers}"
     return result
+
+
+def combine(parts: list[RunResult]) -> RunResult:
+    """Several servers measured one after the other, as one: they share nothing, so their figures add up."""
+    total = RunResult(server=parts[0].server, workers=parts[0].workers, servers=len(parts),
+                      ok=all(p.ok for p in parts),
+                      error="; ".join(f"server {i + 1}: {p.error}" for i, p in enumerate(parts) if p.error))
+    for name in ("ready_s", "requests", "failed_requests", "untouched_workers", "idle_pss_mb", "idle_rss_mb",
+                 "pss_mb", "rss_mb", "uss_mb"):
+        setattr(total, name, sum(getattr(p, name) for p in parts))
+    total.processes = [proc for p in parts for proc in p.processes]
+    return total
+
+
+def bench_setup(name: str, workers: int, models: list[str], body: bytes, workdir: Path,
+                args: argparse.Namespace) -> RunResult:
+    """sigserve: one server for every model. mlflow: one server per model, one at a time, summed."""
+    if name == "sigserve" or len(models) == 1:
+        return bench_server(name, workers, models, body, workdir / f"{name}-w{workers}.log", args)
+    return combine([bench_server(name, workers, [model], body, workdir / f"{name}-w{workers}-{Path(model).name}.log",
+                                 args)
+                    for model in models])
 
 
 # --------------------------------------------------------------------------- report
@@ -451,34 +512,42 @@ def fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def label(r: RunResult) -> str:
+    """`mlflow ×2` for figures summed over two servers."""
+    return r.server if r.servers == 1 else f"{r.server} ×{r.servers}"
+
+
 def render_table(results: list[RunResult]) -> str:
     head = ("| server | workers | processes | total PSS MB | total RSS MB | total USS MB "
             "| idle PSS MB | idle RSS MB | ready s |")
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if not r.ok:
-            lines.append(f"| {r.server} | {r.workers} | failed | | | | | | |")
+            lines.append(f"| {label(r)} | {r.workers} | failed | | | | | | |")
             continue
-        lines.append(f"| {r.server} | {r.workers} | {len(r.processes)} | {r.pss_mb:.0f} | {r.rss_mb:.0f} "
+        lines.append(f"| {label(r)} | {r.workers} | {len(r.processes)} | {r.pss_mb:.0f} | {r.rss_mb:.0f} "
                      f"| {r.uss_mb:.0f} | {r.idle_pss_mb:.0f} | {r.idle_rss_mb:.0f} | {r.ready_s:.1f} |")
     return "\n".join(lines)
 
 
-def ratios(results: list[RunResult], workers: int) -> dict[str, float | None]:
+def ratios(results: list[RunResult], workers: int, models: int = 1) -> dict[str, float | None]:
+    """N workers / 1 worker per server, and mlflow / sigserve at N workers (and at 1 when several models,
+    where one sigserve process holding them all meets one mlflow server per model)."""
     out: dict[str, float | None] = {}
     for name in SERVERS:
         one, many = find(results, name, 1), find(results, name, workers)
         out[f"{name} PSS {workers}w/1w"] = ratio(many and many.pss_mb, one and one.pss_mb)
         out[f"{name} RSS {workers}w/1w"] = ratio(many and many.rss_mb, one and one.rss_mb)
         out[f"{name} idle PSS {workers}w/1w"] = ratio(many and many.idle_pss_mb, one and one.idle_pss_mb)
-    sig, mlf = find(results, "sigserve", workers), find(results, "mlflow", workers)
-    out[f"mlflow/sigserve PSS at {workers}w"] = ratio(mlf and mlf.pss_mb, sig and sig.pss_mb)
-    out[f"mlflow/sigserve RSS at {workers}w"] = ratio(mlf and mlf.rss_mb, sig and sig.rss_mb)
+    for count in ((1, workers) if models > 1 else (workers,)):
+        sig, mlf = find(results, "sigserve", count), find(results, "mlflow", count)
+        out[f"mlflow/sigserve PSS at {count}w"] = ratio(mlf and mlf.pss_mb, sig and sig.pss_mb)
+        out[f"mlflow/sigserve RSS at {count}w"] = ratio(mlf and mlf.rss_mb, sig and sig.rss_mb)
     return out
 
 
 def render_processes(r: RunResult) -> list[str]:
-    head = (f"  {r.server} -w {r.workers}: {r.requests} requests, {r.failed_requests} failed, "
+    head = (f"  {label(r)} -w {r.workers}: {r.requests} requests, {r.failed_requests} failed, "
             f"{r.untouched_workers} workers not seen serving")
     lines = [head]
     for p in r.processes:
@@ -496,16 +565,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-features", type=int, default=20, help="training columns")
     p.add_argument("--n-estimators", type=int, default=34, help="trees (about 5.6 MB of tree arrays each at the defaults)")
     p.add_argument("--max-depth", type=int, default=None, help="tree depth limit (default: fully grown)")
+    p.add_argument("--models", type=int, default=1, help="forests to build and serve: sigserve serves them all "
+                   "from one server, mlflow from one server per model")
     p.add_argument("--workers", type=int, default=4, help="worker count compared with 1")
     p.add_argument("--rows", type=int, default=1000, help="rows per scoring request")
     p.add_argument("--requests", type=int, default=200, help="scoring requests sent before measuring (more "
                    "follow if some worker has served none)")
-    p.add_argument("--target", type=float, default=1.5, help="sigserve's PSS ratio N workers / 1 worker must "
-                   "not exceed this")
+    p.add_argument("--target", type=float, default=1.5, help="sigserve's PSS ratio N workers / 1 worker (same "
+                   "models) must not exceed this")
     p.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS), help="servers to measure")
     p.add_argument("--json-out", type=Path, default=None, help="write machine info, model and results as JSON here")
     p.add_argument("--keep-logs", action="store_true", help="keep the temp dir (model and server logs)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.models < 1:
+        p.error("--models must be at least 1")
+    return args
+
+
+def title(args: argparse.Namespace) -> str:
+    if args.models == 1:
+        return f"# memory: {args.workers} workers vs 1, sigserve vs mlflow models serve"
+    return (f"# memory: {args.models} models, {args.workers} workers vs 1, sigserve (one server) vs "
+            f"mlflow models serve (one server per model)")
+
+
+def describe_model(model: ModelInfo, count: int) -> str:
+    name = "model" if count == 1 else f"model {Path(model.path).name}"
+    return (f"{name}: ExtraTreesClassifier, {model.estimators} trees, {model.nodes:,} nodes, "
+            f"tree arrays {model.arrays_mb:.0f} MB, model.skops {model.file_mb:.0f} MB, "
+            f"RSS growth on load {model.loaded_rss_mb:.0f} MB (load {model.load_s:.1f}s, "
+            f"fit {model.fit_s:.1f}s, save {model.save_s:.1f}s)")
+
+
+def describe_run(r: RunResult) -> str:
+    status = (f"PSS {r.pss_mb:.0f} MB, RSS {r.rss_mb:.0f} MB, ready in {r.ready_s:.1f}s"
+              if r.ok else f"FAILED: {r.error}")
+    return f"{label(r)} -w {r.workers}: {status}"
+
+
+def target_line(args: argparse.Namespace, sig_ratio: float | None, met: bool) -> str:
+    models = "" if args.models == 1 else f" with {args.models} models,"
+    return (f"target: sigserve{models} {args.workers} workers <= {args.target:g}x one worker (PSS): "
+            f"{'MET' if met else 'NOT MET'} ({fmt_ratio(sig_ratio)})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -517,25 +618,22 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.monotonic()
     info = machine_info()
-    print(f"# memory: {args.workers} workers vs 1, sigserve vs mlflow models serve\n")
+    print(title(args) + "\n")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_memory_"))
+    models: list[ModelInfo] = []
     results: list[RunResult] = []
     try:
-        model = build_model(workdir, args)
-        print(f"model: ExtraTreesClassifier, {model.estimators} trees, {model.nodes:,} nodes, "
-              f"tree arrays {model.arrays_mb:.0f} MB, model.skops {model.file_mb:.0f} MB, "
-              f"RSS growth on load {model.loaded_rss_mb:.0f} MB (load {model.load_s:.1f}s, "
-              f"fit {model.fit_s:.1f}s, save {model.save_s:.1f}s)", flush=True)
+        for index in range(args.models):
+            models.append(build_model(workdir, args, index))
+            print(describe_model(models[-1], args.models), flush=True)
+        paths = [model.path for model in models]
         body = make_payload(args.rows, args.n_features)
         for name in args.servers:
             for workers in (1, args.workers):
-                r = bench_server(name, workers, model.path, body, workdir, args)
-                results.append(r)
-                status = (f"PSS {r.pss_mb:.0f} MB, RSS {r.rss_mb:.0f} MB, ready in {r.ready_s:.1f}s"
-                          if r.ok else f"FAILED: {r.error}")
-                print(f"{name} -w {workers}: {status}", flush=True)
+                results.append(bench_setup(name, workers, paths, body, workdir, args))
+                print(describe_run(results[-1]), flush=True)
     finally:
         if args.keep_logs:
             print(f"\nmodel and server logs kept in {workdir}")
@@ -543,21 +641,20 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print("\n" + render_table(results) + "\n")
-    summary = ratios(results, args.workers)
+    summary = ratios(results, args.workers, args.models)
     for key, value in summary.items():
         print(f"{key}: {fmt_ratio(value)}")
     sig_ratio = summary[f"sigserve PSS {args.workers}w/1w"]
     met = sig_ratio is not None and sig_ratio <= args.target
     if "sigserve" in args.servers:
-        print(f"\ntarget: sigserve {args.workers} workers <= {args.target:g}x one worker (PSS): "
-              f"{'MET' if met else 'NOT MET'} ({fmt_ratio(sig_ratio)})")
+        print("\n" + target_line(args, sig_ratio, met))
     print("\nprocesses (MB):\n" + "\n".join(line for r in results for line in render_processes(r)))
     print(f"\ntotal time {time.monotonic() - began:.0f}s")
 
     if args.json_out:
         doc = {"machine": info, "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "model": asdict(model), "results": [asdict(r) for r in results], "ratios": summary,
-               "target_met": met}
+               "model": asdict(models[0]), "models": [asdict(m) for m in models],
+               "results": [asdict(r) for r in results], "ratios": summary, "target_met": met}
         args.json_out.write_text(json.dumps(doc, indent=2))
         print(f"results written to {args.json_out}")
     if any(not r.ok for r in results):

@@ -251,7 +251,7 @@ def make_payload(case: str, kind: str = "logistic_regression") -> Payload:
 def sigserve_loader(model: Path) -> str:
     """Which sigserve loader serves this model: a native one, or MLflow's (`mlflow_fallback`)."""
     try:
-        from sigserve.model.loaders import find_loader
+        from sigserve.loaders.flavors import find_loader
         from sigserve.model.mlmodel import read_mlmodel
 
         meta = read_mlmodel(model)

@@ -71,7 +71,10 @@ def main() -> int:
     p.add_argument("--model-dir", type=Path, default=None, help="use this saved model instead of building one")
     args = p.parse_args()
 
-    from sigserve.model.loader import load_model
+    from sigserve.codecs.limits import DEFAULT_LIMITS
+    from sigserve.codecs.mlflow.codec import MLFLOW
+    from sigserve.codecs.protocol import Incoming
+    from sigserve.loaders.loader import load_model
     from sigserve.scoring import Scorer
     from sigserve.native_threads import limit_native_threads
 
@@ -100,14 +103,17 @@ def main() -> int:
     for case in args.cases:
         payload = bench.make_payload(case, args.model)
         ct, body = payload.content_type, payload.body
-        decoded = scorer.decode(ct, body)
+        def decode_only():
+            return MLFLOW.decode(Incoming(body, ct), scorer.interface, DEFAULT_LIMITS).decoded
+
+        decoded = decode_only()
         prepared = scorer.prepare(ct, body)
         predictions = scorer._call_model(prepared)
         frame = floor_server.frame_from(ct, body)
         floor_predictions = floor_predict(frame)
         t = {
             "sigserve score": cpu_us(lambda: scorer.score(ct, body), args.seconds, args.repeats),
-            "  decode": cpu_us(lambda: scorer.decode(ct, body), args.seconds, args.repeats),
+            "  decode": cpu_us(decode_only, args.seconds, args.repeats),
             "  enforce": cpu_us(lambda: scorer.enforce(decoded), args.seconds, args.repeats),
             "  model call": cpu_us(lambda: scorer._call_model(prepared), args.seconds, args.repeats),
             "  encode": cpu_us(lambda: prepared.encode(predictions), args.seconds, args.repeats),

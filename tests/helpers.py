@@ -268,7 +268,7 @@ def requirement_lines(context: Path) -> list[str]:
 def generate(model: Path, out: Path, **kwargs: Any) -> Path:
     """`generate-dockerfile`'s build context for a local model directory."""
     from sigserve.dockerfile import write_build_context
-    from sigserve.model.resolved import ResolvedModel
+    from sigserve.sources.resolved import ResolvedModel
 
     write_build_context(ResolvedModel(uri=str(model), path=model), out, **kwargs)
     return out

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sigserve.registry.cache import COMPLETE_MARKER, ArtifactCache, cache_key
+from sigserve.sources.registry.cache import COMPLETE_MARKER, ArtifactCache, cache_key
 
 FETCH_IN_PROCESS = r'''
 import sys, time
 from pathlib import Path
-from sigserve.registry.cache import ArtifactCache
+from sigserve.sources.registry.cache import ArtifactCache
 def fetch(destination: Path) -> None:
     (destination / "MLmodel").write_text("flavors: {}\n")
     time.sleep(0.3)

@@ -18,7 +18,10 @@ import pandas as pd
 import pytest
 from helpers import ALL_TYPES, REQUIREMENTS, TESTS_DIR, SigserveServer
 
-from sigserve.model.loader import LoadedModel, load_model
+from sigserve.codecs.limits import DEFAULT_LIMITS
+from sigserve.codecs.mlflow.codec import MLFLOW
+from sigserve.codecs.protocol import Incoming
+from sigserve.loaders.loader import LoadedModel, load_model
 from sigserve.scoring import Scorer
 from sigserve.server.batching import MicroBatcher
 
@@ -72,7 +75,8 @@ class Counted:
 def enforced(model: LoadedModel, payload: dict[str, Any]) -> Request:
     """A request as the server hands it over: decoded and enforced against the signature."""
     scorer = Scorer(model)
-    return scorer.enforce(scorer.decode("application/json", orjson.dumps(payload)))
+    request = Incoming(orjson.dumps(payload), "application/json")
+    return scorer.enforce(MLFLOW.decode(request, scorer.interface, DEFAULT_LIMITS).decoded)
 
 
 def x_rows(model: LoadedModel, *xs: float) -> Request:

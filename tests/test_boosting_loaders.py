@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from helpers import MlflowScorer
-from sigserve.model.loader import LoadedModel, load_model
-from sigserve.model.loaders import NATIVE_LOADERS
+from sigserve.loaders.loader import LoadedModel, load_model
+from sigserve.loaders.flavors import NATIVE_LOADERS
 from sigserve.scoring import Scorer
 from zoo import boosting
 
@@ -155,7 +155,7 @@ def test_predicts_with_sigserves_native_thread_count(zoo, monkeypatch, name: str
 @pytest.mark.parametrize("name", sorted(LIBRARY_OF))
 def test_generated_image_installs_the_library_extra_not_mlflow(zoo, tmp_path, name: str) -> None:
     from sigserve.dockerfile import write_build_context
-    from sigserve.model.resolved import ResolvedModel
+    from sigserve.sources.resolved import ResolvedModel
 
     path = zoo[name].path
     context = write_build_context(ResolvedModel(uri=str(path), path=path), tmp_path / "ctx")

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sigserve.codecs import decode
+from sigserve.codecs.mlflow import decode
 from sigserve.codecs import numeric_grid
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.errors import BadRequest, SchemaError, SigserveError

@@ -1,4 +1,4 @@
-"""The plain manifests in deploy/: the kustomize base and example overlay, and the KServe example.
+"""The plain manifests in deploy/: the kustomize base and overlays, and the KServe examples.
 
 Every manifest file is validated against the Kubernetes 1.32 schemas with
 kubernetes-validate (strict: unknown fields are errors). The kustomizations are also built with
@@ -21,11 +21,14 @@ import pytest
 import yaml
 from helpers import by_kind, validate_k8s
 
+from sigserve.serve_config import read_config
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 OVERLAY = DEPLOY / "overlays" / "example"
 SECURE = DEPLOY / "overlays" / "secure"
+MULTI = DEPLOY / "overlays" / "multi-model"
 COMPONENTS = DEPLOY / "components"
 KSERVE = DEPLOY / "kserve"
 SERVER_DRAIN_EXTRA_SECONDS = 5  # the server drains for up to its request timeout plus 5 s
@@ -64,8 +67,19 @@ def load_docs(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
+def generator_files() -> set[Path]:
+    """Files kustomize turns into ConfigMaps (configMapGenerator `files:`): data, not manifests."""
+    files: set[Path] = set()
+    for k in DEPLOY.rglob("kustomization.yaml"):
+        for generator in yaml.safe_load(k.read_text()).get("configMapGenerator", []):
+            for entry in generator.get("files", []):
+                files.add((k.parent / entry.split("=", 1)[-1]).resolve())
+    return files
+
+
 def manifest_files() -> list[Path]:
-    files = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml")
+    data = generator_files()
+    files = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml" and p.resolve() not in data)
     assert files, "deploy/ has no manifests"
     return files
 
@@ -153,8 +167,8 @@ def test_manifest_file_is_valid(path):
         validate_k8s(doc, str(path.relative_to(ROOT)))
 
 
-@pytest.mark.parametrize("kustomization", [BASE, OVERLAY, SECURE],
-                         ids=["base", "overlays/example", "overlays/secure"])
+@pytest.mark.parametrize("kustomization", [BASE, OVERLAY, SECURE, MULTI],
+                         ids=["base", "overlays/example", "overlays/secure", "overlays/multi-model"])
 def test_kustomization_files_exist(kustomization):
     k = yaml.safe_load((kustomization / "kustomization.yaml").read_text())
     assert k["apiVersion"] == "kustomize.config.k8s.io/v1beta1" and k["kind"] == "Kustomization"
@@ -167,7 +181,13 @@ def test_kustomization_files_exist(kustomization):
         target = (kustomization / component).resolve()
         c = yaml.safe_load((target / "kustomization.yaml").read_text())
         assert c["apiVersion"] == "kustomize.config.k8s.io/v1alpha1" and c["kind"] == "Component", component
-    listed = {(kustomization / r).resolve() for r in k["resources"]}
+    generated = set()
+    for generator in k.get("configMapGenerator", []):
+        for entry in generator.get("files", []):
+            target = (kustomization / entry.split("=", 1)[-1]).resolve()
+            assert target.is_file(), f"{entry} in {kustomization}'s configMapGenerator does not exist"
+            generated.add(target)
+    listed = {(kustomization / r).resolve() for r in k["resources"]} | generated
     for manifest in kustomization.glob("*.yaml"):
         assert manifest.name == "kustomization.yaml" or manifest.resolve() in listed, \
             f"{manifest.name} is in {kustomization.name}/ but not in its resources"
@@ -305,38 +325,148 @@ def test_each_component_applies_to_the_base_alone(component, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# several models: a models.yaml in a ConfigMap (SIGSERVE_CONFIG)
+
+def models_config_volume(pod: dict, container: dict, env: dict) -> dict:
+    """The ConfigMap volume holding the file SIGSERVE_CONFIG names: mounted whole (no subPath),
+    read-only, its models.yaml key at that path."""
+    path = Path(env["SIGSERVE_CONFIG"])
+    (mount,) = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
+    assert "subPath" not in mount and mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["items"] == [{"key": "models.yaml", "path": path.name}]
+    return volume["configMap"]
+
+
+def models_yaml(config_map: dict, tmp_path: Path) -> dict:
+    """The models.yaml a ConfigMap holds, parsed, after sigserve's own config reader (serve
+    --config) has accepted it with the same models and traffic."""
+    text = config_map["data"]["models.yaml"]
+    config = yaml.safe_load(text)
+    path = tmp_path / "models-from-configmap.yaml"
+    path.write_text(text)
+    served = read_config(str(path))
+    assert [(m.uri, m.name) for m in served.models] == [(m["uri"], m.get("name")) for m in config["models"]]
+    assert {name: p.policy for name, p in served.traffic.items()} == \
+        {name: p["policy"] for name, p in config.get("traffic", {}).items()}
+    return config
+
+
+@needs_kubectl
+def test_multi_model_overlay_mounts_its_models_yaml(tmp_path):
+    docs = kustomize(MULTI)
+    config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    kinds = by_kind([d for d in docs if d["kind"] != "ConfigMap"])
+    assert set(kinds) == {"ServiceAccount", "Service", "Deployment", "PodDisruptionBudget"}
+    assert len(config_maps) == 2
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == "ml-serving", doc["kind"]
+    deployment = kinds["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (settings_ref,) = container["envFrom"]
+    env = env_values(container, config_maps[settings_ref["configMapRef"]["name"]]["data"])
+    assert "MODEL_URI" not in env, "the models come from models.yaml only"
+    assert env["SIGSERVE_CONFIG"] == "/etc/sigserve/models/models.yaml"
+    assert env["MLFLOW_TRACKING_URI"].startswith("http://mlflow.")
+    assert_sigserve_container(container, env, "http")
+    assert_grace_covers_drain(pod, container, env)
+    assert_registry_secret(env, "sigserve-registry")
+    pod_volumes_cover_mounts(pod, container)
+
+    volume = models_config_volume(pod, container, env)
+    assert volume["name"].startswith("sigserve-models-"), "hashed, so a changed models.yaml rolls the pods"
+    config = models_yaml(config_maps[volume["name"]], tmp_path)
+    assert config == yaml.safe_load((MULTI / "models.yaml").read_text())
+    assert [m["uri"] for m in config["models"]] == [
+        "models:/churn@champion", "models:/churn@challenger", "models:/fraud/3"]
+    assert config["models"][2]["name"] == "fraud"
+    assert config["traffic"] == {"churn": {"policy": "canary", "share": 0.1, "sticky_header": "x-user-id"}}
+    assert container["resources"]["limits"]["memory"] == "4Gi", "three models need more than one"
+
+
+@needs_kubectl
+def test_models_config_component_rolls_the_pods_when_models_change(tmp_path):
+    """The component on the base alone, with a models.yaml generated next to it: the Deployment
+    refers to the ConfigMap by its hashed name, so new contents give a new pod template."""
+    def build(models: dict) -> tuple[dict, dict]:
+        (tmp_path / "models.yaml").write_text(yaml.safe_dump(models))
+        (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [os.path.relpath(BASE, tmp_path)],
+            "components": [os.path.relpath(COMPONENTS / "models-config", tmp_path)],
+            "configMapGenerator": [{"name": "sigserve-models", "files": ["models.yaml"]}]}))
+        docs = kustomize(tmp_path)
+        (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        volume = models_config_volume(pod, container, env_values(container))
+        (config_map,) = [d for d in docs if d["metadata"]["name"] == volume["name"]]
+        return deployment, models_yaml(config_map, tmp_path)
+
+    two = {"models": [{"uri": "models:/churn@champion"}, {"uri": "models:/churn@challenger"}],
+           "traffic": {"churn": {"policy": "shadow"}}}
+    before, config = build(two)
+    assert config == two
+    after, config = build({**two, "traffic": {"churn": {"policy": "canary", "share": 0.2}}})
+    assert config["traffic"]["churn"]["share"] == 0.2
+    assert before["spec"]["template"] != after["spec"]["template"]
+    again, _ = build(two)
+    assert again == before, "the same models.yaml gives the same pod template"
+
+
+# ---------------------------------------------------------------------------------------------
 # KServe
 
-def kserve_objects() -> tuple[dict, list[dict]]:
-    runtimes, services = [], []
+def kserve_objects() -> tuple[dict[str, dict], list[dict], dict[str, dict]]:
+    """The ServingRuntimes by name, the InferenceServices, and the ConfigMaps by name."""
+    runtimes, services, config_maps = {}, [], {}
     for path in sorted(KSERVE.glob("*.yaml")):
         for doc in load_docs(path):
-            (runtimes if doc["kind"] == "ServingRuntime" else services).append(doc)
-    assert len(runtimes) == 1 and services
-    assert all(s["kind"] == "InferenceService" for s in services)
-    return runtimes[0], services
+            if doc["kind"] == "ServingRuntime":
+                runtimes[doc["metadata"]["name"]] = doc
+            elif doc["kind"] == "ConfigMap":
+                config_maps[doc["metadata"]["name"]] = doc
+            else:
+                assert doc["kind"] == "InferenceService", doc["kind"]
+                services.append(doc)
+    return runtimes, services, config_maps
 
 
-def merge_env(base: list[dict], override: list[dict]) -> list[dict]:
-    merged = {e["name"]: e for e in base}
-    merged.update({e["name"]: e for e in override})
+def test_kserve_examples_cover_one_model_and_a_models_yaml():
+    """One runtime per way of running sigserve: a model at /mnt/models (or MODEL_URI), and a
+    models.yaml; each used by an example InferenceService."""
+    runtimes, services, _ = kserve_objects()
+    assert set(runtimes) == {"sigserve", "sigserve-config"}
+    assert {s["spec"]["predictor"]["model"]["runtime"] for s in services} == set(runtimes)
+
+
+def merge_by(key: str, base: list[dict], override: list[dict]) -> list[dict]:
+    """A strategic merge of two lists of objects: entries with the same key replaced in place."""
+    merged = {e[key]: e for e in base}
+    merged.update({e[key]: e for e in override})
     return list(merged.values())
 
 
+MERGE_KEYS = {"env": "name", "volumeMounts": "mountPath", "ports": "containerPort"}
+
+
 def pod_kserve_would_create(runtime: dict, isvc: dict) -> tuple[dict, dict]:
-    """The predictor pod: the runtime's container with the InferenceService's model container
-    fields merged over it (env by name), plus the runtime's volumes and the predictor's pod fields.
-    KServe also adds its storage initializer and /mnt/models volume when storageUri is set."""
+    """The predictor pod: KServe strategic-merges the InferenceService's model container over the
+    runtime's container (env by name, volumeMounts by mountPath) and the predictor's pod fields
+    over the runtime's (volumes by name). KServe also adds its storage initializer and
+    /mnt/models volume when storageUri is set."""
     predictor = isvc["spec"]["predictor"]
     model = predictor["model"]
     container = copy.deepcopy(runtime["spec"]["containers"][0])
     for key, value in model.items():
         if key in MODEL_EXTENSION_FIELDS:
             continue
-        container[key] = merge_env(container.get("env", []), value) if key == "env" else value
+        container[key] = merge_by(MERGE_KEYS[key], container.get(key, []), value) if key in MERGE_KEYS else value
     pod_spec = {k: v for k, v in predictor.items() if k not in PREDICTOR_EXTENSION_FIELDS}
     pod_spec["containers"] = [container]
-    pod_spec["volumes"] = copy.deepcopy(runtime["spec"].get("volumes", []))
+    pod_spec["volumes"] = merge_by("name", copy.deepcopy(runtime["spec"].get("volumes", [])),
+                                   predictor.get("volumes", []))
     if "storageUri" in model:
         pod_spec["volumes"].append({"name": "kserve-provision-location", "emptyDir": {}})
         container.setdefault("volumeMounts", []).append(
@@ -345,8 +475,9 @@ def pod_kserve_would_create(runtime: dict, isvc: dict) -> tuple[dict, dict]:
     return pod, container
 
 
-def test_serving_runtime_declares_what_kserve_needs():
-    runtime, _ = kserve_objects()
+@pytest.mark.parametrize("name", ["sigserve", "sigserve-config"])
+def test_serving_runtime_declares_what_kserve_needs(name):
+    runtime = kserve_objects()[0][name]
     assert runtime["apiVersion"] == "serving.kserve.io/v1alpha1"
     spec = runtime["spec"]
     assert set(spec) <= SERVING_RUNTIME_SPEC_FIELDS, set(spec) - SERVING_RUNTIME_SPEC_FIELDS
@@ -354,10 +485,10 @@ def test_serving_runtime_declares_what_kserve_needs():
     for f in formats:
         assert set(f) <= SUPPORTED_MODEL_FORMAT_FIELDS and isinstance(f.get("version", ""), str)
         assert f.get("priority", 1) >= 1
-    assert any(f["name"] == "mlflow" and f.get("autoSelect") for f in formats)
+    assert {f["name"] for f in formats} == {"mlflow"}
     assert spec["protocolVersions"] == ["v2"]
     assert set(spec["protocolVersions"]) <= KSERVE_PROTOCOLS
-    assert spec.get("multiModel", False) is False
+    assert spec.get("multiModel", False) is False, "sigserve implements no ModelMesh / TrainedModel adapter"
     assert spec["annotations"]["prometheus.kserve.io/port"] == "8080"
     assert spec["annotations"]["prometheus.kserve.io/path"] == "/metrics"
 
@@ -366,23 +497,34 @@ def test_serving_runtime_declares_what_kserve_needs():
     assert container["image"].split("@")[0].rsplit(":", 1)[0].endswith("sigserve")
     assert "command" not in container, "the image's entrypoint (sigserve serve) must run"
     env = env_values(container)
-    assert env["MODEL_URI"] == "/mnt/models", "where KServe's storage initializer puts the model"
     assert_sigserve_container(container, env, 8080)
-    pod_volumes_cover_mounts(spec, container)
+    volumes = spec["volumes"]
+    if name == "sigserve":
+        assert any(f.get("autoSelect") for f in formats), "the default runtime for mlflow models"
+        assert env["MODEL_URI"] == "/mnt/models", "where KServe's storage initializer puts the model"
+        assert "SIGSERVE_CONFIG" not in env
+    else:
+        assert not any(f.get("autoSelect") for f in formats), "used only when an InferenceService names it"
+        assert "MODEL_URI" not in env and "SIGSERVE_MODEL_NAME" not in env, "the models come from models.yaml"
+        (mount,) = [m for m in container["volumeMounts"] if Path(env["SIGSERVE_CONFIG"]).parent == Path(m["mountPath"])]
+        assert mount["readOnly"] is True and "subPath" not in mount
+        assert mount["name"] not in {v["name"] for v in volumes}, "each InferenceService supplies its models"
+        volumes = volumes + [{"name": mount["name"], "configMap": {"name": "any-models"}}]
+    pod_volumes_cover_mounts({"volumes": volumes}, container)
 
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sigserve-runtime"},
-           "spec": {"containers": spec["containers"], "volumes": spec["volumes"]}}
-    validate_k8s(pod, "ServingRuntime containers and volumes")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-runtime"},
+           "spec": {"containers": spec["containers"], "volumes": volumes}}
+    validate_k8s(pod, f"ServingRuntime {name} containers and volumes")
 
 
 @pytest.mark.parametrize("isvc", kserve_objects()[1], ids=lambda d: d["metadata"]["name"])
-def test_inference_service_runs_on_the_sigserve_runtime(isvc):
-    runtime, _ = kserve_objects()
+def test_inference_service_runs_on_the_sigserve_runtime(isvc, tmp_path):
+    runtimes, _, config_maps = kserve_objects()
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert set(isvc["spec"]) == {"predictor"}
     predictor = isvc["spec"]["predictor"]
     model = predictor["model"]
-    assert model["runtime"] == runtime["metadata"]["name"]
+    runtime = runtimes[model["runtime"]]
     assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
     formats = runtime["spec"]["supportedModelFormats"]
     wanted = model["modelFormat"]
@@ -400,7 +542,17 @@ def test_inference_service_runs_on_the_sigserve_runtime(isvc):
     env = env_values(container)
     assert_sigserve_container(container, env, 8080)
     assert_grace_covers_drain(pod["spec"], container, env)
-    if "storageUri" in model:
+    pod_volumes_cover_mounts(pod["spec"], container)
+    if "SIGSERVE_CONFIG" in env:
+        assert "MODEL_URI" not in env and "storageUri" not in model, "the models come from models.yaml"
+        volume = models_config_volume(pod["spec"], container, env)
+        config = models_yaml(config_maps[volume["name"]], tmp_path)
+        names = {m.get("name") or m["uri"].removeprefix("models:/").split("@")[0].split("/")[0]
+                 for m in config["models"]}
+        assert set(config.get("traffic", {})) <= names, "a traffic policy names a served model"
+        assert env["MLFLOW_TRACKING_URI"].startswith("http")
+        assert_registry_secret(env, "mlflow-credentials")
+    elif "storageUri" in model:
         assert model["storageUri"].split("://")[0] in {"s3", "gs", "pvc", "https", "hf", "oci", "azure"}
         assert env["MODEL_URI"] == "/mnt/models"
     else:

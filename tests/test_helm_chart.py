@@ -8,6 +8,7 @@ both by jsonschema directly and by Helm when it renders or lints.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -18,6 +19,8 @@ import jsonschema
 import pytest
 import yaml
 from helpers import K8S_VERSION, by_kind, validate_k8s
+
+from sigserve.serve_config import read_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sigserve"
@@ -110,7 +113,28 @@ VALUE_SETS: dict[str, dict] = {
         "extraVolumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}],
         "extraVolumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
     },
+    # several models: two versions of churn with a canary, and fraud, in the chart's ConfigMap
+    "models": {
+        "models": [{"uri": "models:/churn@champion", "reload_interval": 60},
+                   {"uri": "models:/churn@challenger"},
+                   {"uri": "models:/fraud/3", "name": "fraud", "batch_max_size": 32, "batch_max_wait_ms": 1.5,
+                    "max_concurrency": 16}],
+        "traffic": {"churn": {"policy": "canary", "share": 0.1, "sticky_header": "x-user-id"}},
+        "maxLoadedModels": 2,
+        "registry": {"trackingUri": "https://mlflow.example.com", "existingSecret": "mlflow-credentials"},
+    },
+    "models-shadow": {
+        "models": [{"uri": "models:/churn@champion"}, {"uri": "models:/churn@challenger"}],
+        "traffic": {"churn": {"policy": "shadow"}},
+        "podAnnotations": {"example.com/team": "ml"},
+    },
+    "existing-config-map": {
+        "modelsConfig": {"existingConfigMap": "scoring-models", "key": "config.yaml"},
+        "maxLoadedModels": 50,
+    },
 }
+MODELS_VALUE_SETS = {"models", "models-shadow", "existing-config-map"}
+MODELS_DIR = "/etc/sigserve/models"
 
 # Values values.schema.json must refuse: what a user got wrong -> (the path of the refused value, values).
 BAD_VALUE_SETS: dict[str, tuple[str, dict]] = {
@@ -165,6 +189,33 @@ BAD_VALUE_SETS: dict[str, tuple[str, dict]] = {
     "misspelt TLS key": ("tls", {"tls": {"enabled": True, "existingSecret": "t", "certFile": "/x"}}),
     "bad scrape token key": ("serviceMonitor.bearerTokenSecret.key",
                              {"serviceMonitor": {"bearerTokenSecret": {"key": "prometheus token"}}}),
+    "models entry without a uri": ("models.0", {"models": [{"name": "churn"}]}),
+    "models entry with a camelCase key": ("models.0", {"models": [{"uri": "models:/churn/1", "reloadInterval": 5}]}),
+    "models URI without its scheme": ("models.0.uri", {"models": [{"uri": "churn@champion"}]}),
+    "models name with a slash": ("models.0.name", {"models": [{"uri": "models:/churn/1", "name": "churn/v1"}]}),
+    "models zero max_concurrency": ("models.0.max_concurrency", {"models": [{"uri": "/m", "max_concurrency": 0}]}),
+    "models and model.uri": ("model.uri", {"models": [{"uri": "models:/churn/1"}], "model": {"uri": "/m"}}),
+    "models and a baked model": ("model.baked", {"models": [{"uri": "models:/churn/1"}], "model": {"baked": True}}),
+    "models and an existing ConfigMap": ("modelsConfig.existingConfigMap", {
+        "models": [{"uri": "models:/churn/1"}], "modelsConfig": {"existingConfigMap": "scoring-models"}}),
+    "existing ConfigMap and model.uri": ("model.uri", {
+        "modelsConfig": {"existingConfigMap": "scoring-models"}, "model": {"uri": "/m"}}),
+    "bad existing ConfigMap name": ("modelsConfig.existingConfigMap", {"modelsConfig": {"existingConfigMap": "Models"}}),
+    "traffic without models": ("models", {"traffic": {"churn": {"policy": "shadow"}}}),
+    "unknown traffic policy": ("traffic.churn.policy", {
+        "models": [{"uri": "models:/churn@a"}, {"uri": "models:/churn@b"}], "traffic": {"churn": {"policy": "ab"}}}),
+    "canary without a share": ("traffic.churn", {
+        "models": [{"uri": "models:/churn@a"}, {"uri": "models:/churn@b"}], "traffic": {"churn": {"policy": "canary"}}}),
+    "canary share as a percentage": ("traffic.churn.share", {
+        "models": [{"uri": "models:/churn@a"}, {"uri": "models:/churn@b"}],
+        "traffic": {"churn": {"policy": "canary", "share": 10}}}),
+    "shadow with a share": ("traffic.churn.share", {
+        "models": [{"uri": "models:/churn@a"}, {"uri": "models:/churn@b"}],
+        "traffic": {"churn": {"policy": "shadow", "share": 0.5}}}),
+    "sticky header with a space": ("traffic.churn.sticky_header", {
+        "models": [{"uri": "models:/churn@a"}, {"uri": "models:/churn@b"}],
+        "traffic": {"churn": {"policy": "canary", "share": 0.5, "sticky_header": "x user"}}}),
+    "zero maxLoadedModels": ("maxLoadedModels", {"maxLoadedModels": 0}),
 }
 
 
@@ -280,6 +331,9 @@ def test_every_manifest_validates_against_kubernetes(chart, schema, name):
     ("auth", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ServiceMonitor"}),
     ("tls", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "Ingress", "ServiceMonitor"}),
     ("auth-and-tls", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ServiceMonitor"}),
+    ("models", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ConfigMap"}),
+    ("models-shadow", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ConfigMap"}),
+    ("existing-config-map", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
 ])
 def test_optional_objects_only_when_enabled(chart, name, expected):
     docs, _ = render(chart, VALUE_SETS[name])
@@ -611,6 +665,179 @@ def test_scrape_needs_a_token_when_auth_covers_metrics(chart):
         "name": "prometheus-scrape", "key": "token"}}})
     (endpoint,) = by_kind(docs)["ServiceMonitor"]["spec"]["endpoints"]
     assert endpoint["authorization"]["credentials"] == {"name": "prometheus-scrape", "key": "token"}
+
+
+# ---------------------------------------------------------------------------------------------
+# several models: models.yaml in a ConfigMap (SIGSERVE_CONFIG)
+
+def models_mount(docs: list[dict]) -> tuple[dict, dict]:
+    """The volume holding models.yaml and its mount: the directory SIGSERVE_CONFIG is in, mounted
+    whole (no subPath) and read-only."""
+    pod = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]
+    c = container(docs)
+    assert env_of(c)["SIGSERVE_CONFIG"]["value"] == MODELS_DIR + "/models.yaml"
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == MODELS_DIR]
+    assert mount == {"name": mount["name"], "mountPath": MODELS_DIR, "readOnly": True}
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return volume, mount
+
+
+def pod_annotations(docs: list[dict]) -> dict:
+    return by_kind(docs)["Deployment"]["spec"]["template"]["metadata"].get("annotations", {})
+
+
+def test_models_list_is_written_to_a_mounted_config_map(chart):
+    values = VALUE_SETS["models"]
+    docs, _ = render(chart, values)
+    kinds = by_kind(docs)
+    config_map = kinds["ConfigMap"]
+    assert config_map["metadata"]["name"] == f"{FULLNAME}-models"
+    assert config_map["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    assert set(config_map["data"]) == {"models.yaml"}
+    text = config_map["data"]["models.yaml"]
+    config = yaml.safe_load(text)
+    assert config == {"models": values["models"], "traffic": values["traffic"]}
+    assert [m["uri"] for m in config["models"]] == ["models:/churn@champion", "models:/churn@challenger",
+                                                    "models:/fraud/3"]
+
+    volume, _ = models_mount(docs)
+    assert volume["configMap"] == {"name": config_map["metadata"]["name"],
+                                   "items": [{"key": "models.yaml", "path": "models.yaml"}]}
+    env = env_of(container(docs))
+    assert "MODEL_URI" not in env, "the models come from models.yaml only"
+    assert env["SIGSERVE_MAX_LOADED_MODELS"]["value"] == "2"
+    assert env["SIGSERVE_RELOAD_INTERVAL"]["value"] == "30", "server.* stay the per-model defaults"
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "https://mlflow.example.com"
+    assert env["MLFLOW_TRACKING_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
+
+    checksum = pod_annotations(docs)["checksum/models-config"]
+    assert checksum == hashlib.sha256(text.removesuffix("\n").encode()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["models", "models-shadow"])
+def test_models_yaml_is_what_sigserve_reads(chart, name, tmp_path):
+    """The ConfigMap's models.yaml goes through sigserve's own config reader (serve --config)."""
+    values = VALUE_SETS[name]
+    docs, _ = render(chart, values)
+    path = tmp_path / "models.yaml"
+    path.write_text(by_kind(docs)["ConfigMap"]["data"]["models.yaml"])
+    config = read_config(str(path))
+    assert [(m.uri, m.name) for m in config.models] == [(m["uri"], m.get("name")) for m in values["models"]]
+    first = config.models[0].options
+    assert first.reload_interval == values["models"][0].get("reload_interval")
+    assert {name: policy.policy for name, policy in config.traffic.items()} == \
+        {name: policy["policy"] for name, policy in values["traffic"].items()}
+    if name == "models":
+        fraud = config.models[2].options
+        assert (fraud.batch_max_size, fraud.batch_max_wait_ms, fraud.max_concurrency) == (32, 1.5, 16)
+        assert (config.traffic["churn"].share, config.traffic["churn"].sticky_header) == (0.1, "x-user-id")
+
+
+def test_models_checksum_rolls_the_pods_only_when_the_models_change(chart):
+    base = VALUE_SETS["models-shadow"]
+    docs, _ = render(chart, base)
+    annotations = pod_annotations(docs)
+    assert annotations["example.com/team"] == "ml", "podAnnotations are kept next to the checksum"
+    checksum = annotations["checksum/models-config"]
+    assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+
+    unrelated, _ = render(chart, {**base, "replicaCount": 5, "server": {"workers": 2}})
+    assert pod_annotations(unrelated)["checksum/models-config"] == checksum
+    for changed in ({**base, "traffic": {"churn": {"policy": "canary", "share": 0.5}}},
+                    {**base, "models": [*base["models"], {"uri": "models:/fraud/3"}]},
+                    {**base, "models": [{**base["models"][0], "reload_interval": 5}, base["models"][1]]}):
+        docs, _ = render(chart, changed)
+        assert pod_annotations(docs)["checksum/models-config"] != checksum, changed
+        assert yaml.safe_load(by_kind(docs)["ConfigMap"]["data"]["models.yaml"])["models"] == changed["models"]
+
+
+def test_existing_config_map_is_mounted_as_models_yaml(chart):
+    docs, notes = render(chart, VALUE_SETS["existing-config-map"])
+    assert "ConfigMap" not in by_kind(docs), "the chart never creates the user's ConfigMap"
+    volume, _ = models_mount(docs)
+    assert volume["configMap"] == {"name": "scoring-models", "items": [{"key": "config.yaml", "path": "models.yaml"}]}
+    env = env_of(container(docs))
+    assert "MODEL_URI" not in env
+    assert env["SIGSERVE_MAX_LOADED_MODELS"]["value"] == "50"
+    assert "checksum/models-config" not in pod_annotations(docs)
+    assert f"rollout restart deployment/{FULLNAME}" in notes and "WARNING" not in notes
+
+
+@pytest.mark.parametrize("name", sorted(set(VALUE_SETS) - MODELS_VALUE_SETS))
+def test_single_model_values_render_as_before(chart, name):
+    """Without models or modelsConfig nothing of the models.yaml wiring appears."""
+    docs, notes = render(chart, VALUE_SETS[name])
+    assert "ConfigMap" not in by_kind(docs)
+    c = container(docs)
+    env = env_of(c)
+    assert not {"SIGSERVE_CONFIG", "SIGSERVE_MAX_LOADED_MODELS"} & set(env)
+    assert MODELS_DIR not in {m["mountPath"] for m in c["volumeMounts"]}
+    pod = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]
+    assert not any("configMap" in v for v in pod["volumes"] if v["name"] != "ca")
+    assert "checksum/models-config" not in pod_annotations(docs)
+    uri = VALUE_SETS[name].get("model", {}).get("uri")
+    if uri:
+        assert env["MODEL_URI"]["value"] == uri and f"Model: {uri}" in notes
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"models": [{"uri": "models:/churn/1"}, {"uri": "models:/churn/1"}]}, r"models\[1\] \(models:/churn/1\) is listed twice"),
+    ({"models": [{"uri": "models:/churn@champion"}, {"uri": "models:/churn@challenger"}, {"uri": "models:/fraud/3"}],
+      "traffic": {"frod": {"policy": "shadow"}}}, "traffic.frod names no model: the models are churn, fraud"),
+    ({"models": [{"uri": "models:/churn@champion"}, {"uri": "models:/fraud/3"}],
+      "traffic": {"fraud": {"policy": "canary", "share": 0.1}}}, "traffic.fraud .* needs two versions of fraud"),
+])
+def test_models_the_template_refuses(chart, values, message):
+    chart.validate_schema(values)
+    with pytest.raises(helm.HelmRenderError, match=message):
+        render(chart, values)
+
+
+@pytest.mark.parametrize("values", [
+    # explicit names group versions; a path's name is the server's to choose, so it is not checked
+    {"models": [{"uri": "models:/churn@champion", "name": "c"}, {"uri": "models:/churn_v2/4", "name": "c"}],
+     "traffic": {"c": {"policy": "shadow"}}},
+    {"models": [{"uri": "models:/churn@champion"}, {"uri": "/models/fraud"}], "traffic": {"fraud": {"policy": "shadow"}}},
+    # champion (the default policy: all to the first version) needs no challenger
+    {"models": [{"uri": "models:/churn@champion"}], "traffic": {"churn": {"policy": "champion"}}},
+])
+def test_models_the_template_accepts(chart, values):
+    docs, _ = render(chart, values)
+    assert yaml.safe_load(by_kind(docs)["ConfigMap"]["data"]["models.yaml"])["traffic"] == values["traffic"]
+
+
+def documented_models_values() -> list[tuple[str, dict]]:
+    """The `models:` values examples in the READMEs, as a user would copy them."""
+    examples = []
+    for doc in (ROOT / "README.md", CHART / "README.md"):
+        for block in re.findall(r"^( *)```yaml\n(.*?)^\1```", doc.read_text(), re.MULTILINE | re.DOTALL):
+            indent, text = block
+            values = yaml.safe_load("\n".join(line[len(indent):] for line in text.splitlines()))
+            if isinstance(values, dict) and "models" in values:
+                examples.append((doc.relative_to(ROOT).as_posix(), values))
+    return examples
+
+
+def test_documented_models_examples_render(chart):
+    examples = documented_models_values()
+    assert {where for where, _ in examples} == {"README.md", "helm/sigserve/README.md"}
+    for where, values in examples:
+        chart.validate_schema(values)
+        docs, _ = render(chart, values)
+        config = yaml.safe_load(by_kind(docs)["ConfigMap"]["data"]["models.yaml"])
+        assert config["models"] == values["models"], where
+        assert [m["uri"] for m in config["models"]][:2] == ["models:/churn@champion", "models:/churn@challenger"]
+
+
+def test_notes_list_the_models(chart):
+    _, notes = render(chart, VALUE_SETS["models"])
+    assert "Models (3, in ConfigMap scoring-sigserve-models, key models.yaml), registry https://mlflow.example.com:" in notes
+    assert "  models:/churn@challenger  (name churn)" in notes
+    assert "Traffic for churn: canary, 0.1 of requests to the challenger, sticky per x-user-id." in notes
+    assert "X-Model-Alias" in notes
+    assert "curl -s $URL/invocations -H" in notes and "curl -s $URL/invocations/fraud -H" in notes
+    assert "$URL/invocations/churn" not in notes, "the first model is already shown on /invocations"
+    assert "WARNING" not in notes
 
 
 # ---------------------------------------------------------------------------------------------

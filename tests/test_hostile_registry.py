@@ -19,6 +19,7 @@ from fake_registry import FakeRegistry, endless, trickle
 from helpers import SigserveServer, metric_samples, total, wait_for
 
 from sigserve.errors import ModelLoadError
+from sigserve.sources.settings import SourceSettings
 
 ROW = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
 LIMITS = {"SIGSERVE_REGISTRY_MAX_DEPTH": "4", "SIGSERVE_REGISTRY_MAX_LISTING_DEPTH": "5",
@@ -46,16 +47,22 @@ def limits(monkeypatch, tmp_path):
     monkeypatch.setenv("SIGSERVE_CACHE_DIR", str(tmp_path / "cache"))
 
 
+def sources(registry: FakeRegistry) -> SourceSettings:
+    """As `serve` reads them: the registry flag, and the limits and cache the fixture set above."""
+    return SourceSettings.from_env(registry_uri=registry.url)
+
+
 def refusal(uri: str, registry: FakeRegistry, within: float = 20.0) -> ModelLoadError:
     """What resolving `uri` raised: a ModelLoadError with a one-line message, in bounded time.
     Run in a thread so that a resolver that never ends fails the test instead of hanging it."""
-    from sigserve.model.source import resolve
+    from sigserve.sources.source import resolve
 
     outcome: list[BaseException | object] = []
+    settings = sources(registry)
 
     def attempt() -> None:
         try:
-            outcome.append(resolve(uri, registry.url))
+            outcome.append(resolve(uri, settings))
         except BaseException as exc:  # noqa: BLE001 - whatever it is, the test reports it
             outcome.append(exc)
 
@@ -80,9 +87,9 @@ def add_listed(registry: FakeRegistry, name: str, listing, files=None) -> str:
 
 def test_the_fake_serves_a_good_model(fake) -> None:
     """The baseline the other cases break: the same fake, honest, resolves and downloads."""
-    from sigserve.model.source import resolve
+    from sigserve.sources.source import resolve
 
-    resolved = resolve("models:/good/1", fake.url)
+    resolved = resolve("models:/good/1", sources(fake))
     assert resolved.version == "1" and (resolved.path / "MLmodel").is_file()
 
 
@@ -213,7 +220,7 @@ def test_aliases_that_mlflow_or_a_header_would_refuse(tmp_path, capsys) -> None:
     3.17 refuses, and "champ\n", which MLflow's own check (`^[\w\-]*$`) lets through since `$`
     also matches before a final newline."""
     from fake_registry import DEMO_MODEL
-    from sigserve.registry_cli import main
+    from sigserve.admin.cli import main
 
     database = ("--registry-uri", f"sqlite:///{tmp_path / 'registry.db'}")
     assert main(["register", *database, "--name", "m", "--path", str(DEMO_MODEL)]) == 0

@@ -38,7 +38,7 @@ PRELOADING_MASTER = """
 import json, os
 from sigserve.server.metrics import Metrics
 metrics = Metrics()
-metrics.model_loaded("iris", "1", "champion", 0.25)
+metrics.model_loaded("iris", "iris", "1", "champion", 0.25)
 workers = []
 for reload in (False, True):
     pid = os.fork()
@@ -46,7 +46,7 @@ for reload in (False, True):
         metrics.request_started()
         metrics.request_finished(200, "json", 0.01, 3)
         if reload:
-            metrics.model_loaded("iris", "2", "champion", 0.5)
+            metrics.model_loaded("iris", "iris", "2", "champion", 0.5)
         os._exit(0)
     workers.append(pid)
 for pid in workers:
@@ -114,10 +114,10 @@ def test_every_method_in_one_process(single_process: None) -> None:
     metrics.schema_error("missing_column")
     metrics.rejected("body_too_large")
     metrics.rejected("timeout")
-    metrics.model_loaded("iris", "3", "champion", 1.5)
-    metrics.reload_succeeded()
-    metrics.reload_failed("load_error")
-    metrics.registry_error()
+    metrics.model_loaded("iris", "iris", "3", "champion", 1.5)
+    metrics.reload_succeeded("iris")
+    metrics.reload_failed("iris", "load_error")
+    metrics.registry_error("iris")
     s = parse(metrics)
 
     assert value(s, "sigserve_requests_total", status="200", format="json") == 1
@@ -143,15 +143,15 @@ def test_every_method_in_one_process(single_process: None) -> None:
 
 def test_each_instance_has_its_own_registry(single_process: None) -> None:
     first, second = Metrics(), Metrics()
-    first.registry_error()
+    first.registry_error("iris")
     assert value(parse(first), "sigserve_registry_errors_total") == 1
     assert value(parse(second), "sigserve_registry_errors_total") == 0
 
 
 def test_reload_in_one_process_shows_only_the_new_version(single_process: None) -> None:
     metrics = Metrics()
-    metrics.model_loaded("iris", "1", None, 0.5)
-    metrics.model_loaded("iris", "2", None, 0.75)
+    metrics.model_loaded("iris", "iris", "1", None, 0.5)
+    metrics.model_loaded("iris", "iris", "2", None, 0.75)
     s = parse(metrics)
     assert model_versions(s) == {"2": 1}
     assert value(s, "sigserve_model_info", name="iris", version="2", alias="") == 1
@@ -220,12 +220,12 @@ def test_storage_follows_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
         directory.mkdir()
         monkeypatch.setenv(MULTIPROC_ENV, str(directory))
         metrics = Metrics()
-        metrics.registry_error()
+        metrics.registry_error("iris")
         assert value(parse(metrics), "sigserve_registry_errors_total") == 1
         assert any(p.name.startswith("counter_") for p in directory.iterdir())
     monkeypatch.delenv(MULTIPROC_ENV)
     metrics = Metrics()
-    metrics.registry_error()
+    metrics.registry_error("iris")
     assert metrics.registry is not None
     assert value(parse(metrics), "sigserve_registry_errors_total") == 1
 
@@ -246,7 +246,7 @@ def test_mark_process_dead_without_a_directory_leaves_the_live_series(single_pro
     """One process and no shared files: marking any pid dead, this one's too, must neither drop
     its live gauges (in flight, model info) nor send later values to some directory."""
     metrics = Metrics()
-    metrics.model_loaded("iris", "1", "champion", 0.5)
+    metrics.model_loaded("iris", "iris", "1", "champion", 0.5)
     metrics.request_started()
     before = parse(metrics)
     assert value(before, "sigserve_in_flight_requests") == 1

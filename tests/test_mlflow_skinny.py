@@ -25,7 +25,7 @@ from helpers import generate, requirement_lines, run_cli
 from packaging.requirements import Requirement
 
 from sigserve.dockerfile import read_requirements, write_build_context
-from sigserve.model.resolved import ResolvedModel
+from sigserve.sources.resolved import ResolvedModel
 
 try:
     import tomllib

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sigserve.codecs import decode
+from sigserve.codecs.mlflow import decode
 from sigserve.codecs.numeric_grid import MIN_DATA_BYTES, NumericGrid, parse_with_numeric_grid
 from sigserve.enforce import enforce_input
 from sigserve.model.schema import parse_schema

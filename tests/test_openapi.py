@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from sigserve.errors import SigserveError
-from sigserve.model.loader import load_model
+from sigserve.loaders.loader import load_model
 from sigserve.model.mlmodel import read_mlmodel
 from sigserve.scoring import Scorer
 from sigserve.server.openapi import docs_html, openapi_document

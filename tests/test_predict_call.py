@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import SigserveWithoutMlflow
-from sigserve.model.loader import _accepts_params
+from sigserve.loaders.loader import _accepts_params
 
 
 def named(data, params=None): ...
@@ -76,7 +76,7 @@ def test_a_native_model_without_signature_takes_a_unified_llm_payload_as_mlflow_
     import mlflow.pyfunc
 
     from helpers import MlflowScorer
-    from sigserve.model.loader import load_model
+    from sigserve.loaders.loader import load_model
     from sigserve.scoring import Scorer
 
     module = tmp_path / "sigtest_llm_echo.py"

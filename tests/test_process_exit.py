@@ -21,7 +21,7 @@ RUNS = 60
 CONCURRENT = 4
 DECODE_THEN_EXIT = """
 import sys
-from sigserve.codecs.parquet import ParquetDecoder
+from sigserve.codecs.mlflow.parquet import ParquetDecoder
 decoded = ParquetDecoder().decode(sys.stdin.buffer.read(), None, {})
 print(decoded.data.n_rows)
 """

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from sigserve.demo import DEMO_MODEL_DIR
-from sigserve.model.source import resolve
+from sigserve.sources.settings import SourceSettings
+from sigserve.sources.source import resolve
 
 BLOCK_FSSPEC = "import sys; sys.modules['fsspec'] = None; from sigserve.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -28,15 +29,15 @@ def registry_with_location(root: Path, location: str) -> str:
     return f"sqlite:///{db}"
 
 
-def test_a_cloud_location_is_downloaded_into_the_cache(tmp_path: Path, monkeypatch) -> None:
+def test_a_cloud_location_is_downloaded_into_the_cache(tmp_path: Path) -> None:
     import fsspec
 
     memory = fsspec.filesystem("memory")
     for path in DEMO_MODEL_DIR.rglob("*"):
         if path.is_file():
             memory.pipe(f"memory://bucket/iris/{path.relative_to(DEMO_MODEL_DIR)}", path.read_bytes())
-    monkeypatch.setenv("SIGSERVE_CACHE_DIR", str(tmp_path / "cache"))
-    resolved = resolve("models:/iris@champion", registry_with_location(tmp_path, "memory://bucket/iris"))
+    registry = registry_with_location(tmp_path, "memory://bucket/iris")
+    resolved = resolve("models:/iris@champion", SourceSettings(registry_uri=registry, cache_dir=tmp_path / "cache"))
     assert resolved.version == "1"
     assert resolved.path.parent == tmp_path / "cache"
     assert (resolved.path / "MLmodel").read_bytes() == (DEMO_MODEL_DIR / "MLmodel").read_bytes()

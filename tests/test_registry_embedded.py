@@ -18,25 +18,25 @@ import pytest
 from helpers import SKLEARN_REQUIREMENTS, SigserveWithoutMlflow, mlflow_sqlite_tracking, wait_for
 
 from sigserve.errors import ModelLoadError, ModelNotFound
-from sigserve.registry.embedded import (
+from sigserve.admin.embedded import (
     ARTIFACT_DIR,
     REGISTRY_TABLES,
     EmbeddedRegistry,
     RegistryError,
     artifact_dir_name,
 )
-from sigserve.registry.sqlite_store import SqliteRegistry
-from sigserve.registry.uri import RegisteredModelRef
+from sigserve.sources.registry.sqlite_store import SqliteRegistry
+from sigserve.sources.registry.uri import RegisteredModelRef
 
 IRIS_ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
 REGISTRY_ENTRY = (
     "import sys; sys.modules['mlflow'] = None; "
-    "from sigserve.registry_cli import main; sys.exit(main(sys.argv[1:]))"
+    "from sigserve.admin.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 # Says it is ready, then waits for a start file after the imports, so that all processes race
 # for the write lock at once.
 RACING_ENTRY = (
-    "import os, sys, time; sys.modules['mlflow'] = None; from sigserve.registry_cli import main\n"
+    "import os, sys, time; sys.modules['mlflow'] = None; from sigserve.admin.cli import main\n"
     "open(f'{sys.argv[1]}.ready.{os.getpid()}', 'w').close()\n"
     "while not os.path.exists(sys.argv[1]): time.sleep(0.002)\n"
     "sys.exit(main(sys.argv[2:]))"

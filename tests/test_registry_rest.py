@@ -384,7 +384,7 @@ def test_artifact_uri_forms(registry, proxy, tmp_path) -> None:
     """mlflow-artifacts:/ with and without a host, and the proxy's own http URLs, mapped as
     MLflow's MlflowArtifactsRepository maps them (another origin's without credentials); other
     schemes are left to the caller."""
-    from sigserve.registry.rest_store import RestRegistry
+    from sigserve.sources.registry.rest_store import RestRegistry
 
     url = registry["url"]
     location = registry["client"].get_model_version_download_uri("churn", "1")
@@ -435,50 +435,50 @@ def _self_signed(root: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_tls_verification_settings(registry, tmp_path, monkeypatch) -> None:
+def test_tls_verification_settings(registry, tmp_path) -> None:
     """An https front (self-signed) to the real server: refused by default, without retries;
     trusted through MLFLOW_TRACKING_SERVER_CERT_PATH; or unchecked with MLFLOW_TRACKING_INSECURE_TLS."""
     from sigserve.errors import ModelNotFound
-    from sigserve.registry.rest_store import RestRegistry
-    from sigserve.registry.uri import RegisteredModelRef
+    from sigserve.sources.registry.rest_store import RestRegistry
+    from sigserve.sources.registry.uri import RegisteredModelRef
+    from sigserve.sources.settings import SourceSettings
+
+    def tracking(**environ: str):
+        return SourceSettings.from_env(environ).tracking
 
     cert, key = _self_signed(tmp_path)
     front = FaultyProxy(registry["url"], tls=(cert, key))
     ref = RegisteredModelRef("churn", alias="champion")
-    for name in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_CLIENT_CERT_PATH",
-                 "REQUESTS_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
     try:
         with pytest.raises(ModelNotFound) as failure:
-            RestRegistry(front.url).find_version(ref)
+            RestRegistry(front.url, tracking()).find_version(ref)
         assert "not trusted" in failure.value.message and "MLFLOW_TRACKING_SERVER_CERT_PATH" in failure.value.message
         assert not front.requests  # the handshake failed, once: no retries
 
-        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
-        trusted = RestRegistry(front.url)
+        trusted = RestRegistry(front.url, tracking(MLFLOW_TRACKING_SERVER_CERT_PATH=str(cert)))
         record = trusted.find_version(ref)
         assert record.version == "1" and record.storage_location.startswith("mlflow-artifacts:/")
         assert trusted.download(record.storage_location, tmp_path / "model")
         assert (tmp_path / "model" / "MLmodel").is_file()
 
-        monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
-        monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
-        assert RestRegistry(front.url).find_version(ref).version == "1"
+        assert RestRegistry(front.url, tracking(MLFLOW_TRACKING_INSECURE_TLS="true")).find_version(ref).version == "1"
     finally:
         front.server.shutdown()
         front.server.server_close()
 
 
-def test_read_timeout_is_retried_then_reported(registry, proxy, monkeypatch) -> None:
+def test_read_timeout_is_retried_then_reported(registry, proxy) -> None:
     from sigserve.errors import ModelNotFound
-    from sigserve.registry.rest_store import RestRegistry
-    from sigserve.registry.uri import RegisteredModelRef
+    from sigserve.sources.registry.rest_store import RestRegistry
+    from sigserve.sources.registry.tracking import TrackingSettings
+    from sigserve.sources.registry.uri import RegisteredModelRef
+    from sigserve.sources.settings import SourceSettings
 
-    monkeypatch.setenv("SIGSERVE_REGISTRY_TIMEOUT", "0.3")
+    limits = SourceSettings.from_env({"SIGSERVE_REGISTRY_TIMEOUT": "0.3"}).limits
     proxy.stall = 1.0
     started = time.monotonic()
     with pytest.raises(ModelNotFound) as failure:
-        RestRegistry(proxy.url).find_version(RegisteredModelRef("churn", version="1"))
+        RestRegistry(proxy.url, TrackingSettings(), limits).find_version(RegisteredModelRef("churn", version="1"))
     assert time.monotonic() - started < 10
     assert "ReadTimeout" in failure.value.message and "after 4 attempts" in failure.value.message
     assert wait_for(lambda: len(proxy.paths("/mlflow/model-versions/get")) == 4, 5)

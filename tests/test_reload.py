@@ -227,14 +227,15 @@ def thawed_after() -> Iterator[None]:
 def test_a_retired_model_is_freed_after_the_swap(registered: str, thawed_after: None) -> None:
     """In-process: the manager and poller as the server runs them, on the real registry."""
     from sigserve.manager import ModelManager, ReloadPoller, load_servable
-    from sigserve.model.source import resolve
+    from sigserve.sources.settings import SourceSettings
+    from sigserve.sources.source import resolve
     from sigserve.server.run import freeze_startup_heap
 
-    uri = f"models:/{NAME}@champion"
-    manager = ModelManager(load_servable(resolve(uri, registered)))
+    uri, sources = f"models:/{NAME}@champion", SourceSettings(registry_uri=registered)
+    manager = ModelManager(load_servable(resolve(uri, sources)))
     retired = weakref.ref(manager.current.scorer.model.impl.estimator)
     freeze_startup_heap()  # as before serving: the first model is frozen out of the collector's reach
-    poller = ReloadPoller(uri, registered, 3600, manager)
+    poller = ReloadPoller(uri, sources, 3600, manager)
     registry("alias", "set", "--registry-uri", registered, "--name", NAME, "--alias", "champion", "--version", "2")
     assert poller.poll_once() and manager.current.version == "2"
     poller.poll_once()  # the next poll releases what the swap retired

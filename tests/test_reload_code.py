@@ -216,7 +216,7 @@ def test_in_process_a_refusal_puts_the_serving_versions_code_back(custom_version
     import pandas as pd
     from sigserve.errors import ModelLoadError
     from sigserve.manager import load_servable
-    from sigserve.model.source import resolve
+    from sigserve.sources.source import resolve
 
     frame = pd.DataFrame(AB_ROWS["dataframe_split"]["data"], columns=["a", "b"])
     first = load_servable(resolve(str(custom_versions[1])))

@@ -127,15 +127,16 @@ def two_hosts():
     elsewhere.close()
 
 
-def test_the_token_goes_to_the_tracking_server_only(two_hosts, tmp_path, monkeypatch) -> None:
+def test_the_token_goes_to_the_tracking_server_only(two_hosts, tmp_path) -> None:
     from sigserve.errors import ModelLoadError
-    from sigserve.model.source import resolve
+    from sigserve.sources.settings import SourceSettings
+    from sigserve.sources.source import resolve
 
     registry, elsewhere = two_hosts
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
-    monkeypatch.setenv("SIGSERVE_CACHE_DIR", str(tmp_path))
+    sources = SourceSettings.from_env({"MLFLOW_TRACKING_TOKEN": TOKEN, "SIGSERVE_CACHE_DIR": str(tmp_path)},
+                                      registry_uri=registry.url)
     for name in ("other-host", "redirected", "http-form"):  # a host in the URI, a redirect, a URL
-        resolved = resolve(f"models:/{name}/1", registry.url)
+        resolved = resolve(f"models:/{name}/1", sources)
         assert (resolved.path / "MLmodel").is_file(), name
         assert elsewhere.paths("/models/m/MLmodel"), name
         assert {auth for _, _, auth in elsewhere.requests} == {None}, name
@@ -143,7 +144,7 @@ def test_the_token_goes_to_the_tracking_server_only(two_hosts, tmp_path, monkeyp
     assert {auth for _, _, auth in registry.requests} == {f"Bearer {TOKEN}"}
 
     with pytest.raises(ModelLoadError) as refused:
-        resolve("models:/locked/1", registry.url)
+        resolve("models:/locked/1", sources)
     message = refused.value.message
     assert "answered HTTP 401" in message and "never to another host" in message and not leaked(message)
 
@@ -154,7 +155,7 @@ def test_registering_refuses_links_that_leave_the_model_directory(tmp_path, caps
     import shutil
 
     from fake_registry import DEMO_MODEL
-    from sigserve.registry_cli import main
+    from sigserve.admin.cli import main
 
     model = tmp_path / "model"
     shutil.copytree(DEMO_MODEL, model)

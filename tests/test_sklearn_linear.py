@@ -31,8 +31,8 @@ from sklearn.linear_model import (
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from sigserve.model.loaders.sklearn import SklearnModel
-from sigserve.model.loaders.sklearn_linear import (
+from sigserve.loaders.flavors.sklearn import SklearnModel
+from sigserve.loaders.flavors.sklearn_linear import (
     PROBE_DTYPES,
     _regress,
     _reproduces,

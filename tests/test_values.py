@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigserve.codecs import Nested, Table, decode
+from sigserve.codecs.mlflow import Nested, Table, decode
 from sigserve.codecs.tables import object_column, table_from_records, table_from_rows
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.enforce.columns import build_frame, convert_column, enforce_columns
@@ -569,7 +569,7 @@ def test_nested_values_take_boolean_words_and_integral_floats_for_longs() -> Non
 
 
 def test_v2_bytes_words_fit_a_boolean_column_and_fp64_integral_floats_a_long_one() -> None:
-    from sigserve.codecs.v2 import decode_v2
+    from sigserve.codecs.v2.decode import decode_v2
 
     schema = parse_schema(json.dumps([
         {"type": "boolean", "name": "b", "required": True}, {"type": "long", "name": "l", "required": True},

@@ -15,16 +15,23 @@ from sigserve.dockerfile import (
     add_generate_dockerfile_flags,
     generate_dockerfile_command,
 )
-from sigserve.encode import encode_json
+from sigserve.codecs.json_encode import encode_json
 from sigserve.errors import ModelLoadError, SigserveError
 from sigserve.logging_setup import configure_logging
-from sigserve.manager import ModelManager, ReloadPoller, alias_of, load_servable
-from sigserve.model.loader import load_model
+from sigserve.manager import LoadEvents, ModelManager, ReloadPoller, load_servable
+from sigserve.manager.fleet import ModelSet, ModelSpec, ServedModel
+from sigserve.manager.lru import ResidentModels
+from sigserve.manager.servable import Servable
+from sigserve.manager.unloaded import Unloaded
+from sigserve.manager.traffic import TrafficPolicy
+from sigserve.serve_config import ConfigError, ServeConfig, from_flags, read_config
+from sigserve.sources.resolved import printable
+from sigserve.loaders.loader import load_model
 from sigserve.model.mlmodel import read_mlmodel
-from sigserve.model.resolved import ResolvedModel
-from sigserve.model.source import resolve
-from sigserve.registry.cache import CACHE_DIR_ENV
-from sigserve.registry_cli import add_registry_commands, run_registry_command
+from sigserve.sources.resolved import ResolvedModel
+from sigserve.sources.source import resolve
+from sigserve.sources.settings import SourceSettings
+from sigserve.admin.cli import add_registry_commands, run_registry_command
 from sigserve.scoring import Scorer
 from sigserve.native_threads import (
     default_native_threads,
@@ -40,12 +47,24 @@ LOG_FORMATS = ("text", "json")
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
-def _model_flags(parser: argparse.ArgumentParser, from_env: bool = False) -> None:
-    env_uri = os.environ.get(MODEL_URI_ENV) if from_env else None
-    parser.add_argument("-m", "--model-uri", required=env_uri is None, default=env_uri,
-                        help="models:/name@alias, models:/name/version|stage|latest, models:/m-<id>, "
-                             "runs:/<run id>/<path>, a local path or file:// URI"
-                             + (f" (default ${MODEL_URI_ENV})" if from_env else ""))
+def _model_flags(parser: argparse.ArgumentParser, serving: bool = False) -> None:
+    uri_help = ("models:/name@alias, models:/name/version|stage|latest, models:/m-<id>, "
+                "runs:/<run id>/<path>, a local path or file:// URI")
+    if serving:
+        parser.add_argument("-m", "--model-uri", action="append", default=None,
+                            help=uri_help + f"; repeat to serve several models, the first answering POST "
+                                            f"/invocations (default ${MODEL_URI_ENV})")
+        parser.add_argument("--config", default=_env("CONFIG", None),
+                            help="a YAML file listing the models to serve (`models:`, each with `uri` and "
+                                 "optional `name`, `reload_interval`, `batch_max_size`, `batch_max_wait_ms`, "
+                                 "`max_concurrency`) and their `traffic:` policies, instead of -m "
+                                 "(default $SIGSERVE_CONFIG)")
+        parser.add_argument("--traffic", action="append", default=[],
+                            help="NAME=shadow or NAME=canary:SHARE[:HEADER]: how a model served in two versions "
+                                 "(e.g. -m models:/churn@champion -m models:/churn@challenger) shares its traffic; "
+                                 "repeatable")
+    else:
+        parser.add_argument("-m", "--model-uri", required=True, help=uri_help)
     parser.add_argument("--registry-uri", default=None,
                         help="registry (default $MLFLOW_REGISTRY_URI, $MLFLOW_TRACKING_URI, "
                              "else sqlite:///mlflow.db)")
@@ -71,7 +90,7 @@ def _flag_env(name: str, default: bool = False) -> bool:
 def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
     parser.add_argument("--help", action="help", help="show this help and exit")
     if with_model:
-        _model_flags(parser, from_env=True)
+        _model_flags(parser, serving=True)
     parser.add_argument("-h", "--host", default=_env("HOST", "127.0.0.1"),
                         help="bind address (default $SIGSERVE_HOST, else 127.0.0.1)")
     parser.add_argument("-p", "--port", type=int, default=_env("PORT", 5000),
@@ -127,6 +146,10 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         help="serve a model that fails on its own serving_input_example.json instead of "
                              "refusing to start (or to reload); it is then never reported ready "
                              "(or SIGSERVE_ALLOW_FAILING_EXAMPLE=true)")
+    parser.add_argument("--max-loaded-models", type=int, default=_env("MAX_LOADED_MODELS", 0), metavar="K",
+                        help="keep at most K models in memory per worker: the first K load at start, the "
+                             "others on their first request, evicting the least recently used idle one "
+                             "(default $SIGSERVE_MAX_LOADED_MODELS, else 0: all load at start and stay)")
     limits = ConnectionLimits()
     parser.add_argument("--header-timeout", type=float, default=_env("HEADER_TIMEOUT", limits.header_timeout_seconds),
                         help="seconds a client has to send a request's head, from connecting or from its "
@@ -242,6 +265,7 @@ def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together ($SIGSERVE_TLS_CERT and $SIGSERVE_TLS_KEY): "
                      "give both or neither")
+    _check_models(parser, args)
     from sigserve.server.run import request_timeout
 
     try:  # -t, or MLflow's variable, resolved here: a bad value must not wait for the model to load
@@ -253,15 +277,39 @@ def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         if not value > 0:
             parser.error(f"--{flag} must be positive, got {value:g}")
     for flag, value in {"reload-interval": args.reload_interval, "batch-max-size": args.batch_max_size,
-                        "batch-max-wait-ms": args.batch_max_wait_ms}.items():
+                        "batch-max-wait-ms": args.batch_max_wait_ms,
+                        "max-loaded-models": args.max_loaded_models}.items():
         if value < 0:
             parser.error(f"--{flag} must not be negative, got {value:g}")
 
 
-def _resolve(args: argparse.Namespace) -> ResolvedModel:
-    if args.cache_dir:
-        os.environ[CACHE_DIR_ENV] = args.cache_dir
-    return resolve(args.model_uri, args.registry_uri)
+def _check_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Which models to serve, checked before anything loads: `args.serve_config`."""
+    if args.command == "demo":  # its one model is registered when it starts
+        args.serve_config = None
+        return
+    uris = args.model_uri or []
+    try:
+        if args.config and uris:
+            parser.error("give the models with -m or in --config, not both")
+        if args.config:
+            args.serve_config = read_config(args.config, args.traffic)
+        else:
+            uris = uris or ([os.environ[MODEL_URI_ENV]] if os.environ.get(MODEL_URI_ENV, "").strip() else [])
+            if not uris:
+                parser.error(f"a model to serve is required: -m/--model-uri (or ${MODEL_URI_ENV}), or --config")
+            args.serve_config = from_flags(uris, args.traffic, args.model_name)
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
+def _source_settings(args: argparse.Namespace) -> SourceSettings:
+    """Where the registry is and how to reach it: the flags over the environment, read once."""
+    return SourceSettings.from_env(registry_uri=args.registry_uri, cache_dir=getattr(args, "cache_dir", None))
+
+
+def _resolve(args: argparse.Namespace, sources: SourceSettings | None = None) -> ResolvedModel:
+    return resolve(args.model_uri, sources or _source_settings(args))
 
 
 def _load_scorer(args: argparse.Namespace) -> Scorer:
@@ -296,19 +344,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     auth = BearerAuth.from_config(args.auth_token_file, args.metrics_without_auth)  # before the slow part
     tls = TlsFiles.from_flags(args.tls_cert, args.tls_key)
+    sources = _source_settings(args)
+    config = args.serve_config
     if args.command == "demo":
-        args.model_uri, args.cache_dir = ensure_demo_registered(args.registry_uri), None
+        config = ServeConfig([ModelSpec(ensure_demo_registered(sources))])
     if args.workers > 1:
         prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
     metrics = Metrics()
     native_threads = threads_for(args.native_threads, args.workers)
     limit_native_threads(native_threads)
-    servable = load_servable(_resolve(args), allow_failing_example=args.allow_failing_example)
-    manager = ModelManager(servable, metrics)
-    poller = None
-    if args.reload_interval > 0 and alias_of(args.model_uri):
-        poller = ReloadPoller(args.model_uri, args.registry_uri, args.reload_interval, manager,
-                              allow_failing_example=args.allow_failing_example)
+    models = load_models(config, sources, metrics, args.reload_interval, args.allow_failing_example,
+                         args.max_loaded_models)
     timeout = request_timeout(args.timeout)
     settings = ServerSettings(
         timeout_seconds=timeout,
@@ -317,23 +363,78 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         batch_max_size=args.batch_max_size,
         batch_max_wait_seconds=args.batch_max_wait_ms / 1000,
-        model_name=args.model_name,
         connections=connection_limits(args, timeout),
         decode_limits=DecodeLimits(args.max_rows, args.max_columns, args.max_decoded_bytes),
         auth=auth,
     )
-    app = ScoringApp(manager, settings, metrics, poller)
-    logging.getLogger("sigserve").info(
-        "serving %s (%s/%s) on %s://%s:%d (%d worker%s, %d native thread%s each)%s",
-        args.model_uri, manager.current.name, manager.current.version, "https" if tls else "http", args.host,
-        args.port, args.workers,
-        "" if args.workers == 1 else "s", native_threads, "" if native_threads == 1 else "s",
-        f", polling the registry every {args.reload_interval:g}s" if poller else "",
-    )
+    residency = None
+    if 0 < args.max_loaded_models < len(models):
+        residency = ResidentModels(models, args.max_loaded_models, metrics,
+                                   allow_failing_example=args.allow_failing_example, load_timeout=timeout)
+    app = ScoringApp(models, settings, metrics, residency)
+    log = logging.getLogger("sigserve")
+    for served in models:
+        log.info("serving %s as %s (%s/%s)%s", served.spec.uri, served.key, served.current.name,
+                 served.current.version,
+                 f", polling the registry every {served.poller.interval:g}s" if served.poller else "")
+    for group in models.groups.values():
+        if group.traffic.policy != "champion":
+            log.info("traffic for %s: %s", group.name, _describe_traffic(group.traffic))
+    if residency is not None:
+        log.info("at most %d models in memory per worker; %s load on their first request", residency.capacity,
+                 ", ".join(served.key for served in models if not served.loaded))
+    log.info("listening on %s://%s:%d (%d worker%s, %d native thread%s each)", "https" if tls else "http",
+             args.host, args.port, args.workers, "" if args.workers == 1 else "s", native_threads,
+             "" if native_threads == 1 else "s")
     if auth is not None:
         logging.getLogger("sigserve").info("%s", auth.describe())
     run_server(app, args.host, args.port, args.workers, args.log_level, tls=tls)
     return 0
+
+
+def load_models(config: ServeConfig, sources: SourceSettings, events: LoadEvents | None, reload_interval: float,
+                allow_failing_example: bool, max_loaded_models: int = 0) -> ModelSet:
+    """Every model loaded and warmed before serving (and before workers fork, so they share it);
+    one that fails stops the start, named. With `max_loaded_models` K, every model is resolved
+    (a bad URI still stops the start) but only the first K load; the others on their first request."""
+    models = ModelSet()
+    for spec in config.models:
+        try:
+            resolved = resolve(spec.uri, sources)
+            if max_loaded_models and len(models) >= max_loaded_models:
+                servable: Servable | Unloaded = Unloaded.of(resolved)
+            else:
+                servable = load_servable(resolved, allow_failing_example=allow_failing_example)
+        except ModelLoadError as exc:
+            exc.message = f"cannot serve {printable(spec.uri)}: {exc.message}"
+            raise
+        name = spec.name or servable.name
+        taken = models.get(name)
+        if taken is not None and spec.name is None and resolved.name is None:  # a directory's name: no version of it
+            raise ModelLoadError(f"{printable(spec.uri)} and {printable(taken.champion.spec.uri)} would both be served "
+                                 f"as {name!r}: name them (`name:` in a --config file)")
+        key = name if taken is None else f"{name}@{spec.alias or servable.version}"
+        if any(served.key == key for served in models):
+            raise ModelLoadError(f"{printable(spec.uri)} is served twice as {key!r}: give each a different name")
+        manager = ModelManager(servable, events, key=key)
+        interval = reload_interval if spec.options.reload_interval is None else spec.options.reload_interval
+        poller = None
+        if interval > 0 and spec.alias is not None:
+            poller = ReloadPoller(spec.uri, sources, interval, manager, allow_failing_example=allow_failing_example)
+        models.add(ServedModel(name, spec, manager, poller))
+    for name, policy in config.traffic.items():
+        try:
+            models.set_traffic(name, policy)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from None
+    return models
+
+
+def _describe_traffic(policy: TrafficPolicy) -> str:
+    if policy.policy == "canary":
+        sticky = f", sticky per {policy.sticky_header}" if policy.sticky_header else ""
+        return f"canary, {policy.share:.0%} to the challenger{sticky}"
+    return "shadow: the challenger scores a copy of each request"
 
 
 def connection_limits(args: argparse.Namespace, timeout: float) -> ConnectionLimits:

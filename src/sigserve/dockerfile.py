@@ -33,9 +33,9 @@ import yaml
 
 from sigserve import __version__
 from sigserve.errors import SigserveError
-from sigserve.model.loaders import NATIVE_EXTRAS, NATIVE_LOADERS
+from sigserve.loaders.flavors import NATIVE_EXTRAS, NATIVE_LOADERS
 from sigserve.model.mlmodel import read_mlmodel
-from sigserve.model.resolved import ResolvedModel
+from sigserve.sources.resolved import ResolvedModel
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 BASE_IMAGE_TEMPLATE = "python:{version}-slim-bookworm"

@@ -49,6 +49,30 @@ class InvalidParameter(SigserveError):
     schema_reason = "params"
 
 
+class EndpointNotFound(SigserveError):
+    """No route at this path (or no model of this name, version or alias)."""
+
+    status_code = 404
+    error_code = "ENDPOINT_NOT_FOUND"
+
+
+class ModelNotServed(EndpointNotFound):
+    """A request named a model, version or alias this server does not serve."""
+
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class MethodNotAllowed(SigserveError):
+    """The route exists, not with this method; the answer lists the allowed ones in `Allow`."""
+
+    status_code = 405
+    error_code = "BAD_REQUEST"
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 class UnsupportedMediaType(SigserveError):
     status_code = 415
     error_code = "UNSUPPORTED_MEDIA_TYPE"
@@ -93,6 +117,13 @@ class WarmUpFailed(ModelLoadError):
     """A new version loaded but could not score its own serving example."""
 
 
+class BodyTimedOut(SigserveError):
+    """The client did not send its whole body within the body timeout."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+
+
 class BodyTooLarge(SigserveError):
     status_code = 413
     error_code = "REQUEST_LIMIT_EXCEEDED"
@@ -117,3 +148,16 @@ class Overloaded(SigserveError):
     status_code = 503
     error_code = "TEMPORARILY_UNAVAILABLE"
     rejection_reason = "overloaded"
+
+
+class ModelUnavailable(SigserveError):
+    """A served model could not be brought into memory for this request (`--max-loaded-models`):
+    its load failed, or takes longer than a request may wait. Tried again on the next request."""
+
+    status_code = 503
+    error_code = "TEMPORARILY_UNAVAILABLE"
+    rejection_reason = "model_unavailable"
+
+    def __init__(self, message: str, model: str) -> None:
+        super().__init__(message)
+        self.model = model  # the served key, for the request's metric label

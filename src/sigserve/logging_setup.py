@@ -12,7 +12,8 @@ import logging
 import time
 from typing import Any
 
-from sigserve.encode import encode_json
+import orjson
+
 from sigserve.redact import redact_text
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             document["exception"] = redact_text(self.formatException(record.exc_info))
         if record.stack_info:
             document["stack"] = redact_text(self.formatStack(record.stack_info))
-        return encode_json(document).decode()
+        return orjson.dumps(document, default=str).decode()  # a value JSON lacks is logged as its str()
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

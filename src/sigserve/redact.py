@@ -4,17 +4,16 @@ One place decides what a secret looks like, so /metadata, `sigserve info`, every
 every load error agree: the password (or a lone user name, which is often a token) in a URI's
 userinfo, query parameters that carry credentials (`token=`, `sig=`, `X-Amz-Signature=`, …),
 `Authorization` / `Bearer` values, and the literal values of the secrets sigserve was given
-(`MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_PASSWORD`, and any added with `add_secret`).
-Only what is shown is masked; the values used to talk to the registry are left alone.
+(`MLFLOW_TRACKING_TOKEN` and `MLFLOW_TRACKING_PASSWORD`, added with `add_secret` when the
+sources' settings are read, and any other added so). Only what is shown is masked; the values
+used to talk to the registry are left alone.
 """
 
 from __future__ import annotations
 
-import os
 import re
 
 MASK = "***"
-SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
 _MIN_LITERAL = 6  # shorter values would mask ordinary words; the patterns still catch them in URIs
 
 # A query parameter is secret when its name is one of these or contains one of the fragments.
@@ -33,15 +32,11 @@ _added: list[str] = []  # longest first
 
 
 def add_secret(value: str | None) -> None:
-    """Mask this literal value wherever it appears: called where sigserve reads a secret (the
-    registry client reads MLflow's token and password), and for those at import."""
+    """Mask this literal value wherever it appears: called where sigserve is given a secret
+    (`TrackingSettings` holding MLflow's token and password, a password in a registry URI)."""
     global _added
     if value and len(value) >= _MIN_LITERAL and value not in _added:
         _added = sorted([*_added, value], key=len, reverse=True)
-
-
-for _name in SECRET_ENV:
-    add_secret(os.environ.get(_name))
 
 
 def _worth_scanning(text: str) -> bool:

@@ -1,21 +1,23 @@
-"""The request path, end to end: decode → enforce → predict → encode (MLflow's protocol or KServe V2)."""
+"""The request path, end to end: decode → enforce → predict → encode, whichever protocol's codec
+decodes the request and encodes the answer."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sigserve.codecs import DEFAULT_LIMITS, DecodeLimits, Decoded, decode
-from sigserve.codecs.v2 import decode_v2
-from sigserve.encode import encode_predictions, encode_unwrapped
-from sigserve.encode_v2 import encode_v2_response, output_name
+from sigserve.codecs.base import Decoded
+from sigserve.codecs.limits import DEFAULT_LIMITS, DecodeLimits
+from sigserve.codecs.mlflow.codec import MLFLOW
+from sigserve.codecs.mlflow.encode import encode_unwrapped
+from sigserve.codecs.protocol import Codec, Incoming, ModelInterface
+from sigserve.codecs.v2.encode import output_name
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.errors import BadRequest, PredictionError, SigserveError
-from sigserve.model.loader import LoadedModel
+from sigserve.loaders.loader import LoadedModel
 from sigserve.redact import without_paths
 
 logger = logging.getLogger("sigserve.scoring")
@@ -28,7 +30,7 @@ class Prepared:
     model_input: Any
     params: dict[str, Any] | None
     format: str
-    encode: Callable[[Any], bytes] = encode_predictions
+    encode: Callable[[Any], bytes]
     unified_llm: bool = False
 
 
@@ -39,6 +41,7 @@ class Scored:
     body: bytes
     format: str
     rows: int | None
+    predictions: Any = None  # what the model returned, for comparing a shadow version's
 
 
 class Scorer:
@@ -49,9 +52,12 @@ class Scorer:
         signature = model.meta.signature
         self.input_schema = signature.inputs if signature else None
         self.param_specs = signature.params if signature else None
-        self.output_name = output_name(signature.outputs if signature else None)
-        self.type_hints = model.meta.signature_from_type_hint
-        self.param_names = frozenset(spec.name for spec in self.param_specs or ())
+        self.interface = ModelInterface(
+            input_schema=self.input_schema,
+            param_names=frozenset(spec.name for spec in self.param_specs or ()),
+            type_hints=model.meta.signature_from_type_hint,
+            output_name=output_name(signature.outputs if signature else None),
+        )
 
     def example_failure(self) -> str | None:
         """Score the model's own serving example once (which also warms up lazy initialisation)
@@ -92,12 +98,18 @@ class Scorer:
         return self.model.predict(prepared.model_input, prepared.params)
 
     def prepare(self, content_type: str | None, body: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Prepared:
-        """Decode and enforce an MLflow `/invocations` request."""
-        decoded = self.decode(content_type, body, limits)
+        """An MLflow `/invocations` request (what `sigserve predict` and the tests send)."""
+        return self.prepare_request(MLFLOW, Incoming(body, content_type), limits)
+
+    def prepare_request(self, codec: Codec, request: Incoming, limits: DecodeLimits = DEFAULT_LIMITS) -> Prepared:
+        """Decode with the protocol's codec and enforce the signature; the answer is the codec's."""
+        with unexpected_as(BadRequest, "Could not read the request body"):
+            decoded_request = codec.decode(request, self.interface, limits)
+        decoded = decoded_request.decoded
         if decoded.unified_llm:
             return self._prepare_unified_llm(decoded)
         model_input, params = self._enforce_decoded(decoded)
-        return Prepared(model_input, params, decoded.format)
+        return Prepared(model_input, params, decoded.format, decoded_request.encode)
 
     def _prepare_unified_llm(self, decoded: Decoded) -> Prepared:
         """MLflow enforces these itself, against its chat schemas: they go to MLflow's own predict.
@@ -116,19 +128,6 @@ class Scorer:
             raise error
         return Prepared(decoded.data.value, decoded.params, decoded.format, encode_unwrapped, unified_llm=True)
 
-    def prepare_v2(
-        self, body: bytes, model_name: str, model_version: str, limits: DecodeLimits = DEFAULT_LIMITS
-    ) -> Prepared:
-        """Decode and enforce a KServe V2 inference request; its answer is V2-shaped too."""
-        with unexpected_as(BadRequest, "Could not read the request body"):
-            request = decode_v2(body, self.input_schema, limits)
-        model_input, params = self._enforce_decoded(request.decoded)
-        encode = functools.partial(
-            encode_v2_response, model_name=model_name, model_version=model_version,
-            request_id=request.id, wanted=request.outputs, default_name=self.output_name,
-        )
-        return Prepared(model_input, params, request.decoded.format, encode)
-
     def _enforce_decoded(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         try:
             return self.enforce(decoded)
@@ -139,12 +138,7 @@ class Scorer:
     def finish(self, prepared: Prepared, predictions: Any) -> Scored:
         with unexpected_as(PredictionError, "The model's predictions could not be encoded as JSON"):
             body = prepared.encode(predictions)
-        return Scored(body, prepared.format, _row_count(prepared.model_input))
-
-    def decode(self, content_type: str | None, body: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Decoded:
-        with unexpected_as(BadRequest, "Could not read the request body"):
-            return decode(content_type, body, self.input_schema, type_hints=self.type_hints,
-                          param_names=self.param_names, limits=limits)
+        return Scored(body, prepared.format, _row_count(prepared.model_input), predictions)
 
     def enforce(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         with unexpected_as(BadRequest, "The input does not match the model signature"):

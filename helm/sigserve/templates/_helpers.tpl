@@ -89,6 +89,7 @@ Cross-field rules the JSON schema cannot express.
 {{- if and .Values.serviceMonitor.enabled (include "sigserve.metricsNeedToken" .) (not .Values.serviceMonitor.bearerTokenSecret.key) }}
 {{- fail "auth.enabled covers /metrics, so the ServiceMonitor needs a token: set serviceMonitor.bearerTokenSecret.key (a Secret key holding one of the accepted tokens), or auth.metricsWithoutAuth=true" }}
 {{- end }}
+{{- include "sigserve.validateModels" . }}
 {{- end }}
 
 {{/*
@@ -120,5 +121,88 @@ float64, which would print 67108864 as 6.7108864e+07), other numbers as they are
 {{- int64 . | toString }}
 {{- else }}
 {{- toString . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Several models: "true" when the server reads a models.yaml (the chart's or the user's), else empty.
+*/}}
+{{- define "sigserve.hasModelsConfig" -}}
+{{- if or .Values.models .Values.modelsConfig.existingConfigMap }}true{{ end }}
+{{- end }}
+
+{{- define "sigserve.modelsConfigMapName" -}}
+{{- default (printf "%s-models" (include "sigserve.fullname" .) | trunc 63 | trimSuffix "-") .Values.modelsConfig.existingConfigMap }}
+{{- end }}
+
+{{/*
+Where models.yaml is mounted (the directory, mounted whole) and the file SIGSERVE_CONFIG names.
+*/}}
+{{- define "sigserve.modelsDir" -}}/etc/sigserve/models{{- end }}
+{{- define "sigserve.modelsFile" -}}{{ include "sigserve.modelsDir" . }}/models.yaml{{- end }}
+
+{{/*
+The models.yaml the chart writes: `models` (uri first) and `traffic` copied as they are. Its
+sha256 is the pod template's checksum/models-config annotation, so a changed list rolls the pods.
+*/}}
+{{- define "sigserve.modelsYaml" -}}
+# sigserve models.yaml, written by the Helm chart from the values `models` and `traffic`.
+models:
+{{- range .Values.models }}
+  - uri: {{ toJson .uri }}
+    {{- range $key, $value := omit . "uri" }}
+    {{ $key }}: {{ toJson $value }}
+    {{- end }}
+{{- end }}
+{{- with .Values.traffic }}
+traffic:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+A models entry's route name when the chart can tell it (an explicit name, or the registered
+name of a models:/ URI), else empty: the server names other models after their directory.
+*/}}
+{{- define "sigserve.routeName" -}}
+{{- if .name }}
+{{- .name }}
+{{- else if hasPrefix "models:/" .uri }}
+{{- $rest := trimPrefix "models:/" .uri }}
+{{- $registered := regexReplaceAll "[@/].*$" $rest "" }}
+{{- if not (and (hasPrefix "m-" $registered) (eq $registered $rest)) }}{{ $registered }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+What values.schema.json cannot say about the models list: no model listed twice, and (when
+every route name is known) each traffic policy names a model listed in at least two versions.
+*/}}
+{{- define "sigserve.validateModels" -}}
+{{- $seen := dict }}
+{{- $versions := dict }}
+{{- $allNamed := true }}
+{{- range $i, $m := .Values.models }}
+{{- $key := printf "%s name=%s" $m.uri ($m.name | default "") }}
+{{- if hasKey $seen $key }}
+{{- fail (printf "models[%d] (%s) is listed twice" $i $m.uri) }}
+{{- end }}
+{{- $_ := set $seen $key true }}
+{{- $name := include "sigserve.routeName" $m }}
+{{- if $name }}
+{{- $_ := set $versions $name (add1 (get $versions $name | default 0)) }}
+{{- else }}
+{{- $allNamed = false }}
+{{- end }}
+{{- end }}
+{{- if $allNamed }}
+{{- range $name, $policy := .Values.traffic }}
+{{- $count := get $versions $name | default 0 | int }}
+{{- if eq $count 0 }}
+{{- fail (printf "traffic.%s names no model: the models are %s (a model's name is its `name`, else its registered name)" $name (keys $versions | sortAlpha | join ", ")) }}
+{{- else if and (lt $count 2) (ne $policy.policy "champion") }}
+{{- fail (printf "traffic.%s (%s) needs two versions of %s in models, a champion and a challenger (e.g. models:/%s@champion and models:/%s@challenger); there is one" $name $policy.policy $name $name $name) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

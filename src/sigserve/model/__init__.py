@@ -1,1 +1,3 @@
-"""Model stage: find a model directory, read its MLmodel, load its python_function flavor."""
+"""What a model's MLmodel file says: flavors and metadata (`mlmodel.py`), the signature
+schema (`schema.py`). Every layer reads it; it imports only the base modules.
+"""

@@ -5,14 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from starlette.types import Scope
 
-from sigserve.model.resolved import has_control
-
-if TYPE_CHECKING:
-    from sigserve.manager import Servable
+from sigserve.sources.resolved import has_control
 
 logger = logging.getLogger("sigserve.access")
 
@@ -48,8 +44,10 @@ class AccessLog:
     """`client "METHOD path HTTP/x" status bytes ms`, with structured fields for the JSON format."""
 
     def record(
-        self, scope: Scope, status: int, sent: int, seconds: float, request_id: bytes, servable: Servable
+        self, scope: Scope, status: int, sent: int, seconds: float, request_id: bytes,
+        model: str | None = None, version: str | None = None,
     ) -> None:
+        """`model` is the served name that answered (`churn`, `churn@challenger`), "-" for none."""
         if not logger.isEnabledFor(logging.INFO):
             return
         client = scope.get("client")
@@ -58,7 +56,7 @@ class AccessLog:
         path = raw_path.decode("latin-1") if raw_path else scope["path"].encode("unicode_escape").decode("ascii")
         if has_control(path):  # a line must not be split or forged by what it quotes
             path = path.encode("unicode_escape").decode("ascii")
-        model_version = f"{servable.name}/{servable.version}"
+        model_version = f"{model}/{version}" if model is not None else "-"
         if has_control(model_version):
             model_version = model_version.encode("unicode_escape").decode("ascii")
         fields = {

@@ -20,7 +20,7 @@ from pathlib import Path
 from starlette.types import Scope, Send
 
 from sigserve.errors import SigserveError
-from sigserve.server.http_errors import error_body, v2_error_body
+from sigserve.server.http_errors import codec_for_path, render_error
 
 logger = logging.getLogger("sigserve.auth")
 
@@ -145,7 +145,7 @@ class BearerAuth:
         """401 in the shape of the path's protocol, with the challenge. Of the usual response
         headers only the request ID: the model's name and version are for authenticated clients."""
         path = scope["path"]
-        status, payload = v2_error_body(error) if path == "/v2" or path.startswith("/v2/") else error_body(error)
+        status, payload = render_error(error, codec_for_path(path))
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(payload)),

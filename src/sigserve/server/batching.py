@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sigserve.model.loader import LoadedModel
+from sigserve.loaders.loader import LoadedModel
 
 logger = logging.getLogger("sigserve.batching")
 

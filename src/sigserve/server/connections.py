@@ -19,7 +19,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from sigserve.encode import encode_json
+from sigserve.codecs.mlflow.codec import MLFLOW
+from sigserve.errors import BadRequest, BodyTimedOut
+from sigserve.server.http_errors import codec_for_path, render_error
 from sigserve.server.settings import ConnectionLimits
 
 logger = logging.getLogger("sigserve.server")
@@ -59,15 +61,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """A malformed request gets the same JSON error shape as every other refusal."""
-        self.send_error_and_close(400, {"error_code": "BAD_REQUEST", "message": msg})
+        self.send_error_and_close(*render_error(BadRequest(msg), MLFLOW))
 
-    def send_error_and_close(self, status: int, document: dict[str, Any]) -> None:
+    def send_error_and_close(self, status: int, body: bytes) -> None:
         if self.transport.is_closing():
             return
         if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
             self.transport.close()
             return
-        body = encode_json(document)
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head.extend([name, b": ", value, b"\r\n"])
@@ -147,11 +148,9 @@ class ConnectionGuard:
 def _answer_408(connection: GuardedProtocol, seconds: float) -> None:
     message = f"The request body was not received within {seconds:g}s"
     scope = connection.cycle.scope if connection.cycle is not None else {}
-    path = scope.get("path", "")
-    document = {"error": message} if path.startswith("/v2") else {"error_code": "REQUEST_TIMEOUT", "message": message}
     if scope:
         scope[READ_TIMED_OUT] = True  # type: ignore[index]
-    connection.send_error_and_close(408, document)
+    connection.send_error_and_close(*render_error(BodyTimedOut(message), codec_for_path(scope.get("path", ""))))
 
 
 def guard_of(server_state: Any) -> ConnectionGuard | None:

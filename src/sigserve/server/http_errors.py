@@ -1,4 +1,5 @@
-"""The one mapping from exceptions to an HTTP status and JSON body."""
+"""The one place errors become HTTP answers: any exception, Starlette's own 404 and 405
+included, rendered by the codec of the path's protocol with its status and headers."""
 
 from __future__ import annotations
 
@@ -10,43 +11,44 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from sigserve.encode import encode_json
-from sigserve.errors import SigserveError
+from sigserve.codecs.mlflow.codec import MLFLOW
+from sigserve.codecs.protocol import Codec
+from sigserve.codecs.v2.codec import V2
+from sigserve.errors import EndpointNotFound, MethodNotAllowed, SigserveError
 
 logger = logging.getLogger("sigserve.server")
 
-
-def error_body(error: Exception) -> tuple[int, bytes]:
-    """Typed errors carry their status and MLflow error code; anything else is a logged 500
-    whose body says nothing about the internals."""
-    if isinstance(error, SigserveError):
-        return error.status_code, encode_json({"error_code": error.error_code, "message": error.message})
-    logger.error("unhandled error", exc_info=error)
-    return 500, encode_json({"error_code": "INTERNAL_ERROR", "message": "Internal server error"})
-
-
-def v2_error_body(error: Exception) -> tuple[int, bytes]:
-    """The same status, in the Open Inference Protocol's error shape: `{"error": message}`."""
-    status, _ = error_body(error)
-    message = error.message if isinstance(error, SigserveError) else "Internal server error"
-    return status, encode_json({"error": message})
-
-
-# MLflow's error codes for answers that are not SigserveErrors (unknown routes, wrong methods).
-_HTTP_ERROR_CODES = {404: "ENDPOINT_NOT_FOUND", 413: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}
+JSON = "application/json"
 _SHOWN_PATH_CHARS = 200
+# MLflow's error codes for Starlette's own answers other than 404 and 405.
+_HTTP_ERROR_CODES = {413: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}
 
 
-def is_v2_path(path: str) -> bool:
-    return path == "/v2" or path.startswith("/v2/")
+def codec_for_path(path: str) -> Codec:
+    """The Open Inference Protocol under /v2, MLflow's everywhere else."""
+    return V2 if path == "/v2" or path.startswith("/v2/") else MLFLOW
 
 
-def protocol_error_body(path: str, status: int, message: str) -> bytes:
-    """`{"error": …}` under /v2 (the Open Inference Protocol), MLflow's shape everywhere else."""
-    if is_v2_path(path):
-        return encode_json({"error": message})
-    code = _HTTP_ERROR_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
-    return encode_json({"error_code": code, "message": message})
+def render_error(error: Exception, codec: Codec) -> tuple[int, bytes]:
+    """Typed errors carry their status and error code; anything else is a logged 500 whose body
+    says nothing about the internals."""
+    if isinstance(error, SigserveError):
+        return error.status_code, codec.error_document(error.status_code, error.error_code, error.message)
+    logger.error("unhandled error", exc_info=error)
+    return 500, codec.error_document(500, "INTERNAL_ERROR", "Internal server error")
+
+
+def error_headers(error: Exception) -> dict[str, str]:
+    if isinstance(error, MethodNotAllowed):
+        return {"Allow": error.allow}
+    if isinstance(error, SigserveError) and error.status_code == 503:
+        return {"Retry-After": "1"}
+    return {}
+
+
+def error_response(scope: Scope, error: Exception) -> Response:
+    status, body = render_error(error, codec_for_path(scope["path"]))
+    return Response(body, status_code=status, headers=error_headers(error), media_type=JSON)
 
 
 def _request_line(scope: Scope) -> str:
@@ -54,28 +56,30 @@ def _request_line(scope: Scope) -> str:
     return f"{scope['method']} {path[:_SHOWN_PATH_CHARS]}{'...' if len(path) > _SHOWN_PATH_CHARS else ''}"
 
 
-def _http_message(scope: Scope, status: int, detail: str | None, allow: str | None) -> str:
-    """A route's own detail, else what was asked and what is allowed."""
-    if detail and detail != http.client.responses.get(status):
-        return detail
-    if status == 404:
-        return f"No such endpoint: {_request_line(scope)}"
-    if status == 405:
-        return f"Method not allowed: {_request_line(scope)}; allowed: {allow}"
-    return detail or "Error"
-
-
-async def http_exception_answer(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no route, wrong method) as JSON in the route's protocol shape,
-    with their headers (`Allow` on a 405)."""
-    assert isinstance(exc, HTTPException)
+def from_http_exception(scope: Scope, exc: HTTPException) -> SigserveError:
+    """Starlette's refusals as typed errors: a route's own detail, else what was asked and what
+    is allowed."""
     headers = dict(exc.headers or {})
-    message = _http_message(request.scope, exc.status_code, exc.detail, headers.get("Allow"))
-    body = protocol_error_body(request.scope["path"], exc.status_code, message)
-    return Response(body, status_code=exc.status_code, headers=headers, media_type="application/json")
+    detail = exc.detail if exc.detail and exc.detail != http.client.responses.get(exc.status_code) else None
+    if exc.status_code == 404:
+        return EndpointNotFound(detail or f"No such endpoint: {_request_line(scope)}")
+    if exc.status_code == 405:
+        allow = headers.get("Allow", "")
+        return MethodNotAllowed(detail or f"Method not allowed: {_request_line(scope)}; allowed: {allow}", allow)
+    error = SigserveError(detail or "Error")
+    error.status_code = exc.status_code
+    error.error_code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR")
+    return error
 
 
-class MethodNotAllowed:
+async def starlette_error(request: Request, exc: Exception) -> Response:
+    """Starlette's exception handler for every error, its own HTTPExceptions included."""
+    if isinstance(exc, HTTPException):
+        exc = from_http_exception(request.scope, exc)
+    return error_response(request.scope, exc)
+
+
+class MethodNotAllowedEndpoint:
     """An ASGI endpoint for routes served outside Starlette (`POST /invocations`, V2 `…/infer`):
     Starlette sees every other method of them, and answers each with 405 and `Allow`."""
 
@@ -83,7 +87,5 @@ class MethodNotAllowed:
         self.allow = allow
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = _http_message(scope, 405, None, self.allow)
-        response = Response(protocol_error_body(scope["path"], 405, message), status_code=405,
-                            headers={"Allow": self.allow}, media_type="application/json")
-        await response(scope, receive, send)
+        error = MethodNotAllowed(f"Method not allowed: {_request_line(scope)}; allowed: {self.allow}", self.allow)
+        await error_response(scope, error)(scope, receive, send)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -605,3 +606,30 @@ def _metadata_example(meta: ModelMeta, name: str, version: str, alias: str | Non
         "model_id": meta.model_id,
         "signature": meta.signature.raw if meta.signature else None,
     }
+
+
+def many_models_document(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One document for several served models: the first model's, plus `POST /invocations/{name}`
+    for each model with its own request and answer schemas (components prefixed by its name)."""
+    document = documents[0][1]
+    document["info"]["title"] = "sigserve: " + ", ".join(name for name, _ in documents)
+    schemas = document["components"]["schemas"]
+    for name, model_document in documents:
+        prefix = re.sub(r"[^A-Za-z0-9._-]", "_", name) + "."
+        renamed = _prefixed_refs(model_document["components"]["schemas"], prefix)
+        schemas.update({prefix + component: schema for component, schema in renamed.items()})
+        operation = _prefixed_refs(model_document["paths"]["/invocations"]["post"], prefix)
+        operation["operationId"] = f"invocations_{prefix[:-1]}"
+        operation["summary"] = f"Score {name}"
+        document["paths"][f"/invocations/{name}"] = {"post": operation}
+    return document
+
+
+def _prefixed_refs(node: Any, prefix: str) -> Any:
+    if isinstance(node, dict):
+        return {key: (f"#/components/schemas/{prefix}{value.rsplit('/', 1)[1]}"
+                      if key == "$ref" and isinstance(value, str) else _prefixed_refs(value, prefix))
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_prefixed_refs(item, prefix) for item in node]
+    return node

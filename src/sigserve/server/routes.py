@@ -1,10 +1,11 @@
-"""Everything but scoring: health (MLflow's and KServe V2's), version, metadata, OpenAPI, metrics."""
+"""Everything but scoring: health (MLflow's and KServe V2's), version, metadata, OpenAPI, metrics,
+and the V2 model and repository routes. Handlers reach the app through `request.app.state`."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,134 +14,193 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from sigserve import __version__
-from sigserve.encode import encode_json
-from sigserve.errors import SigserveError
-from sigserve.server.http_errors import MethodNotAllowed, error_body, http_exception_answer, is_v2_path, v2_error_body
-from sigserve.server.openapi import docs_html, openapi_document
-from sigserve.server.v2_metadata import v2_mismatch, v2_model_metadata
-
-if TYPE_CHECKING:
-    from sigserve.manager import Servable
-    from sigserve.server.app import ScoringApp
+from sigserve.codecs.json_encode import encode_json
+from sigserve.codecs.v2.metadata import v2_model_metadata
+from sigserve.errors import ModelNotServed, SigserveError
+from sigserve.manager.fleet import ModelGroup, ModelSet, ServedModel
+from sigserve.manager.servable import Servable
+from sigserve.server.http_errors import MethodNotAllowedEndpoint, starlette_error
+from sigserve.server.metrics import Metrics
+from sigserve.server.openapi import docs_html, many_models_document, openapi_document
 
 JSON = "application/json"
 
 
-def starlette_routes(app: ScoringApp, on_startup: Callable[[], None], on_shutdown: Callable[[], None]) -> Starlette:
-    async def ping(request: Request) -> Response:
-        return Response("\n", media_type=JSON)
+class ServedApp(Protocol):
+    """What these routes need of the app in `app.py` (which imports this module)."""
 
-    async def live(request: Request) -> Response:
-        return JSONResponse({"live": True})
+    models: ModelSet
+    metrics: Metrics | None
+    draining: bool
 
-    async def ready(request: Request) -> Response:
-        """The app only starts once its model has loaded and scored its own example; a model
-        served with `--allow-failing-example` that failed on it is never ready, nor is a
-        server draining after SIGTERM."""
-        is_ready = app.manager.current.ready and not app.draining
-        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+    def started(self) -> None: ...
+    def stopping(self) -> None: ...
 
-    async def version(request: Request) -> Response:
-        return PlainTextResponse(__version__)
 
-    async def metadata(request: Request) -> Response:
-        servable = app.manager.current
-        meta = servable.scorer.model.meta
-        resolved = servable.resolved
-        return Response(
-            encode_json(
-                {
-                    "name": servable.name,
-                    "version": servable.version,
-                    "alias": servable.alias,
-                    "model_uri": resolved.uri,
-                    "registry": resolved.registry,
-                    "source": resolved.source,
-                    "flavor": meta.loader_module,
-                    "loader_module": meta.loader_module,
-                    "model_id": meta.model_id,
-                    "signature": meta.signature.raw if meta.signature else None,
-                    "load_seconds": round(servable.load_seconds, 3),
-                }
-            ),
-            media_type=JSON,
-        )
+def scoring_app(request: Request) -> ServedApp:
+    return request.app.state.scoring  # type: ignore[no-any-return]
 
-    async def openapi(request: Request) -> Response:
-        servable = app.manager.current
-        document = openapi_document(
-            servable.scorer.model.meta, name=servable.name, version=servable.version, alias=servable.alias
-        )
-        return Response(encode_json(document), media_type=JSON)
 
-    async def docs(request: Request) -> Response:
-        return HTMLResponse(docs_html("/openapi.json", title=f"sigserve: {app.manager.current.name}"))
+async def ping(request: Request) -> Response:
+    return Response("\n", media_type=JSON)
 
-    async def metrics(request: Request) -> Response:
-        if app.metrics is None:
-            raise HTTPException(404, "Metrics are off on this server")
-        body, content_type = app.metrics.render()
-        return Response(body, media_type=content_type)
 
-    async def v2_server(request: Request) -> Response:
-        return JSONResponse({"name": "sigserve", "version": __version__, "extensions": []})
+async def live(request: Request) -> Response:
+    return JSONResponse({"live": True})
 
-    def v2_model_or_404(request: Request) -> tuple[Servable, str] | Response:
-        servable = app.manager.current
-        name = app.v2_name(servable)
-        mismatch = v2_mismatch(name, servable.version, request.path_params["name"], request.path_params.get("version"))
-        if mismatch is not None:
-            return JSONResponse({"error": mismatch}, status_code=404)
-        return servable, name
 
-    async def v2_model(request: Request) -> Response:
-        found = v2_model_or_404(request)
-        if isinstance(found, Response):
-            return found
-        servable, name = found
-        return Response(encode_json(v2_model_metadata(servable, name)), media_type=JSON)
+async def ready(request: Request) -> Response:
+    """Every model has loaded and scored its own example before the app starts; a model served
+    with `--allow-failing-example` that failed on it is never ready, nor is a draining server."""
+    app = scoring_app(request)
+    is_ready = not app.draining and all(served.current.ready for served in app.models)
+    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
-    async def v2_model_ready(request: Request) -> Response:
-        found = v2_model_or_404(request)
-        if isinstance(found, Response):
-            return found
-        is_ready = found[0].ready and not app.draining
-        return JSONResponse({"name": found[1], "ready": is_ready}, status_code=200 if is_ready else 503)
 
+async def version(request: Request) -> Response:
+    return PlainTextResponse(__version__)
+
+
+def model_metadata(served: ServedModel) -> dict[str, Any]:
+    servable = served.current  # an `Unloaded` while not in memory (--max-loaded-models)
+    meta = servable.meta
+    resolved = servable.resolved
+    return {
+        "name": servable.name,
+        "served_as": served.name,
+        "version": servable.version,
+        "alias": servable.alias,
+        "model_uri": resolved.uri,
+        "registry": resolved.registry,
+        "source": resolved.source,
+        "flavor": meta.loader_module,
+        "loader_module": meta.loader_module,
+        "model_id": meta.model_id,
+        "signature": meta.signature.raw if meta.signature else None,
+        "loaded": servable.loaded,
+        "load_seconds": round(servable.load_seconds, 3) if isinstance(servable, Servable) else None,
+    }
+
+
+async def metadata(request: Request) -> Response:
+    """The default model's fields at the top, as with one model, and every served model in `models`."""
+    app = scoring_app(request)
+    document = model_metadata(app.models.default.champion)
+    document["models"] = [model_metadata(served) for served in app.models]
+    return Response(encode_json(document), media_type=JSON)
+
+
+async def openapi(request: Request) -> Response:
+    app = scoring_app(request)
+    documents = []
+    for group in app.models.groups.values():
+        servable = group.champion.current
+        documents.append((group.name, openapi_document(
+            servable.meta, name=group.name, version=servable.version, alias=servable.alias)))
+    document = documents[0][1] if len(documents) == 1 else many_models_document(documents)
+    return Response(encode_json(document), media_type=JSON)
+
+
+async def docs(request: Request) -> Response:
+    names = ", ".join(scoring_app(request).models.groups)
+    return HTMLResponse(docs_html("/openapi.json", title=f"sigserve: {names}"))
+
+
+async def metrics(request: Request) -> Response:
+    app = scoring_app(request)
+    if app.metrics is None:
+        raise HTTPException(404, "Metrics are off on this server")
+    body, content_type = app.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def v2_server(request: Request) -> Response:
+    return JSONResponse({"name": "sigserve", "version": __version__, "extensions": []})
+
+
+def v2_target(request: Request) -> tuple[ModelGroup, ServedModel]:
+    """The model and version a V2 path names (`{name}`, optional `{version}`), or a 404."""
+    app = scoring_app(request)
+    name, version = request.path_params["name"], request.path_params.get("version")
+    group = app.models.get(name)
+    if group is None:
+        raise ModelNotServed(f"Model {name!r} is not served here; served: {', '.join(app.models.groups)}")
+    if version is None:
+        return group, group.champion
+    served = group.by_version(version)
+    if served is None:
+        versions = ", ".join(s.current.version for s in group.versions)
+        raise ModelNotServed(f"Model {name!r} version {version!r} is not served here; served: {versions}")
+    return group, served
+
+
+async def v2_model(request: Request) -> Response:
+    group, served = v2_target(request)
+    servable = served.current
+    document = v2_model_metadata(servable.meta, group.name, servable.version)
+    document["versions"] = [s.current.version for s in group.versions]
+    return Response(encode_json(document), media_type=JSON)
+
+
+async def v2_model_ready(request: Request) -> Response:
+    group, served = v2_target(request)
+    is_ready = served.current.ready and not scoring_app(request).draining
+    return JSONResponse({"name": group.name, "ready": is_ready}, status_code=200 if is_ready else 503)
+
+
+async def v2_repository_index(request: Request) -> Response:
+    """Triton's model repository extension: every served model and version, and its state."""
+    app = scoring_app(request)
+    index = [{"name": served.name, "version": served.current.version, **repository_state(served)}
+             for served in app.models]
+    return Response(encode_json(index), media_type=JSON)
+
+
+def repository_state(served: ServedModel) -> dict[str, str]:
+    """READY, or UNAVAILABLE with Triton's reason `unloaded…` for a model not in memory now
+    (--max-loaded-models; its next request loads it)."""
+    current = served.current
+    if not isinstance(current, Servable):
+        return {"state": "UNAVAILABLE", "reason": current.reason}
+    return {"state": "READY" if current.ready else "UNAVAILABLE", "reason": ""}
+
+
+ROUTES = [
+    Route("/ping", ping, methods=["GET"]),
+    Route("/health", ping, methods=["GET"]),
+    Route("/v2/health/live", live, methods=["GET"]),
+    Route("/v2/health/ready", ready, methods=["GET"]),
+    Route("/version", version, methods=["GET"]),
+    Route("/metadata", metadata, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/invocations", MethodNotAllowedEndpoint("POST")),  # POST is answered in app.py
+    Route("/invocations/{name}", MethodNotAllowedEndpoint("POST")),
+    Route("/v2", v2_server, methods=["GET"]),
+    Route("/v2/repository/index", v2_repository_index, methods=["POST"]),
+    Route("/v2/models/{name}", v2_model, methods=["GET"]),
+    Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
+    Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
+    Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
+    Route("/v2/models/{name}/infer", MethodNotAllowedEndpoint("POST")),
+    Route("/v2/models/{name}/versions/{version}/infer", MethodNotAllowedEndpoint("POST")),
+]
+
+
+def starlette_app(app: ServedApp) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        on_startup()
+        app.started()
         try:
             yield
         finally:
-            on_shutdown()
+            app.stopping()
 
-    return Starlette(
-        routes=[
-            Route("/ping", ping, methods=["GET"]),
-            Route("/health", ping, methods=["GET"]),
-            Route("/v2/health/live", live, methods=["GET"]),
-            Route("/v2/health/ready", ready, methods=["GET"]),
-            Route("/version", version, methods=["GET"]),
-            Route("/metadata", metadata, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/invocations", MethodNotAllowed("POST")),  # POST is answered in app.py
-            Route("/v2", v2_server, methods=["GET"]),
-            Route("/v2/models/{name}", v2_model, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
-            Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/infer", MethodNotAllowed("POST")),
-            Route("/v2/models/{name}/versions/{version}/infer", MethodNotAllowed("POST")),
-        ],
-        exception_handlers={SigserveError: _starlette_error, HTTPException: http_exception_answer,
-                            Exception: _starlette_error},
+    starlette = Starlette(
+        routes=ROUTES,
+        exception_handlers={SigserveError: starlette_error, HTTPException: starlette_error, Exception: starlette_error},
         lifespan=lifespan,
     )
-
-
-async def _starlette_error(request: Request, exc: Exception) -> Response:
-    status, body = (v2_error_body if is_v2_path(request.scope["path"]) else error_body)(exc)
-    return Response(body, status_code=status, media_type=JSON)
+    starlette.state.scoring = app
+    return starlette

@@ -40,7 +40,6 @@ class ServerSettings:
     access_log: bool = True
     batch_max_size: int = 0
     batch_max_wait_seconds: float = 0.002
-    model_name: str | None = None  # the name KServe V2 clients use; default the model's own
     connections: ConnectionLimits = ConnectionLimits()
     decode_limits: DecodeLimits = DecodeLimits()  # rows, columns and decoded bytes per request
     auth: BearerAuth | None = None  # bearer tokens asked for every path but the probes; None: open

@@ -1,0 +1,52 @@
+"""The one interface every protocol's codec implements: decode a request, encode its answer,
+and shape an error the way the protocol's clients parse it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sigserve.codecs.base import Decoded
+from sigserve.codecs.limits import DecodeLimits
+from sigserve.model.schema import Schema
+
+
+@dataclass(frozen=True)
+class ModelInterface:
+    """What a codec needs to know of the model it decodes for: built once per loaded version."""
+
+    input_schema: Schema | None
+    param_names: frozenset[str]
+    type_hints: bool  # the signature comes from type hints (MLflow's `inputs`-only rule)
+    output_name: str  # the name of a single unnamed output
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One request as the transport received it, and the model name and version it addressed."""
+
+    body: bytes
+    content_type: str | None = None
+    model_name: str = ""
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
+class DecodedRequest:
+    """A decoded request and the encoder of its answer (which may depend on the request: V2's
+    `id` and requested outputs)."""
+
+    decoded: Decoded
+    encode: Callable[[Any], bytes]
+
+
+class Codec(Protocol):
+    """A protocol's two directions. `name` labels its requests in metrics and routes errors."""
+
+    name: str
+    default_format: str
+
+    def decode(self, request: Incoming, model: ModelInterface, limits: DecodeLimits) -> DecodedRequest: ...
+
+    def error_document(self, status: int, error_code: str, message: str) -> bytes: ...

@@ -189,14 +189,15 @@ def thawed_after() -> Iterator[None]:
 def test_an_evicted_model_is_freed(fleet: dict[str, Path], thawed_after: None) -> None:
     """In process, as the server runs it: the model loaded at start (then frozen out of the
     collector's reach, as before serving) is freed once a request for another evicts it."""
-    from sigserve.cli import load_models
+    from sigserve.manager.loading import load_models
     from sigserve.manager.lru import ResidentModels
     from sigserve.serve_config import from_flags
     from sigserve.server.run import freeze_startup_heap
     from sigserve.sources.settings import SourceSettings
 
     config = from_flags([str(fleet["m1"]), str(fleet["m2"])], [])
-    models = load_models(config, SourceSettings.from_env(), None, 0, False, max_loaded_models=1)
+    models = load_models(config.models, config.traffic, SourceSettings.from_env(), None, 0, False,
+                         max_loaded_models=1)
     first, second = models.get("m1").champion, models.get("m2").champion
     assert (first.loaded, second.loaded) == (True, False)
     evicted = weakref.ref(first.current.scorer.model.impl)

@@ -44,7 +44,7 @@ for reload in (False, True):
     pid = os.fork()
     if pid == 0:
         metrics.request_started()
-        metrics.request_finished(200, "json", 0.01, 3)
+        metrics.request_finished(200, "json", 0.01, 3, "iris")
         if reload:
             metrics.model_loaded("iris", "iris", "2", "champion", 0.5)
         os._exit(0)
@@ -69,9 +69,27 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
     return samples.get((metric, frozenset(labels.items())))
 
 
+def labels(**pairs: str) -> frozenset:
+    return frozenset(pairs.items())
+
+
+def series(samples: Samples, metric: str) -> dict[frozenset, float]:
+    """Every series of one metric: exact label set -> value."""
+    return {labels: v for (name, labels), v in samples.items() if name == metric}
+
+
+def model_info(samples: Samples) -> dict[tuple[str, str, str, str], float]:
+    """sigserve_model_info as (model, name, version, alias) -> value; no other label may appear."""
+    info = series(samples, "sigserve_model_info")
+    assert all({k for k, _ in key} == {"model", "name", "version", "alias"} for key in info)
+    return {(d["model"], d["name"], d["version"], d["alias"]): v for d, v in ((dict(k), v) for k, v in info.items())}
+
+
 def model_versions(samples: Samples) -> dict[str, float]:
-    info = {labels: v for (name, labels), v in samples.items() if name == "sigserve_model_info"}
-    return {dict(labels)["version"]: v for labels, v in info.items()}
+    """The served iris versions; fails if a series names another model."""
+    info = model_info(samples)
+    assert all(key[:2] == ("iris", "iris") for key in info)
+    return {version: v for (_, _, version, _), v in info.items()}
 
 
 @pytest.fixture(autouse=True)
@@ -96,11 +114,15 @@ def shared_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_workers(*calls: list[list]) -> list[int]:
     """Run one real process per call list, all at once; return their pids."""
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(c)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(c)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
         for c in calls
     ]
-    pids = [int(p.communicate(timeout=60)[0]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    pids = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        pids.append(int(out))
     return pids
 
 
@@ -108,8 +130,8 @@ def test_every_method_in_one_process(single_process: None) -> None:
     metrics = Metrics()
     for _ in range(3):
         metrics.request_started()
-    metrics.request_finished(200, "json", 0.003, 5)
-    metrics.request_finished(400, "csv", 0.2, None)
+    metrics.request_finished(200, "json", 0.003, 5, "iris")
+    metrics.request_finished(400, "csv", 0.2, None)  # named no served model
     metrics.schema_error("missing_column")
     metrics.schema_error("missing_column")
     metrics.rejected("body_too_large")
@@ -120,12 +142,14 @@ def test_every_method_in_one_process(single_process: None) -> None:
     metrics.registry_error("iris")
     s = parse(metrics)
 
-    assert value(s, "sigserve_requests_total", status="200", format="json") == 1
-    assert value(s, "sigserve_requests_total", status="400", format="csv") == 1
-    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", le="0.0025") == 0
-    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", le="0.005") == 1
-    assert value(s, "sigserve_request_duration_seconds_bucket", format="csv", le="30.0") == 1
-    assert value(s, "sigserve_request_duration_seconds_sum", format="csv") == pytest.approx(0.2)
+    assert series(s, "sigserve_requests_total") == {
+        labels(status="200", format="json", model="iris"): 1,
+        labels(status="400", format="csv", model=""): 1,
+    }
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", model="iris", le="0.0025") == 0
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", model="iris", le="0.005") == 1
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="csv", model="", le="30.0") == 1
+    assert value(s, "sigserve_request_duration_seconds_sum", format="csv", model="") == pytest.approx(0.2)
     assert value(s, "sigserve_request_rows_bucket", le="1.0") == 0
     assert value(s, "sigserve_request_rows_bucket", le="10.0") == 1
     assert value(s, "sigserve_request_rows_bucket", le="100000.0") == 1
@@ -134,18 +158,19 @@ def test_every_method_in_one_process(single_process: None) -> None:
     assert value(s, "sigserve_schema_errors_total", reason="missing_column") == 2
     assert value(s, "sigserve_rejected_requests_total", reason="body_too_large") == 1
     assert value(s, "sigserve_rejected_requests_total", reason="timeout") == 1
-    assert value(s, "sigserve_model_info", name="iris", version="3", alias="champion") == 1
-    assert value(s, "sigserve_model_load_seconds") == 1.5
-    assert value(s, "sigserve_model_reloads_total") == 1
-    assert value(s, "sigserve_model_reload_failures_total", reason="load_error") == 1
-    assert value(s, "sigserve_registry_errors_total") == 1
+    assert model_info(s) == {("iris", "iris", "3", "champion"): 1}
+    assert series(s, "sigserve_model_load_seconds") == {labels(model="iris"): 1.5}
+    assert series(s, "sigserve_model_reloads_total") == {labels(model="iris"): 1}
+    assert series(s, "sigserve_model_reload_failures_total") == {labels(model="iris", reason="load_error"): 1}
+    assert series(s, "sigserve_registry_errors_total") == {labels(model="iris"): 1}
 
 
 def test_each_instance_has_its_own_registry(single_process: None) -> None:
     first, second = Metrics(), Metrics()
     first.registry_error("iris")
-    assert value(parse(first), "sigserve_registry_errors_total") == 1
-    assert value(parse(second), "sigserve_registry_errors_total") == 0
+    second.registry_error("wine")
+    assert series(parse(first), "sigserve_registry_errors_total") == {labels(model="iris"): 1}
+    assert series(parse(second), "sigserve_registry_errors_total") == {labels(model="wine"): 1}
 
 
 def test_reload_in_one_process_shows_only_the_new_version(single_process: None) -> None:
@@ -154,42 +179,107 @@ def test_reload_in_one_process_shows_only_the_new_version(single_process: None) 
     metrics.model_loaded("iris", "iris", "2", None, 0.75)
     s = parse(metrics)
     assert model_versions(s) == {"2": 1}
-    assert value(s, "sigserve_model_info", name="iris", version="2", alias="") == 1
-    assert value(s, "sigserve_model_load_seconds") == 0.75
+    assert value(s, "sigserve_model_info", model="iris", name="iris", version="2", alias="") == 1
+    assert series(s, "sigserve_model_load_seconds") == {labels(model="iris"): 0.75}
+
+
+def test_two_models_each_have_their_series_and_unloading_one_keeps_the_other(single_process: None) -> None:
+    metrics = Metrics()
+    metrics.model_loaded("iris", "iris", "3", "champion", 0.5)
+    metrics.model_loaded("wine", "wine-clf", "7", None, 1.25)
+    for model, status, payload_format in (("iris", 200, "json"), ("iris", 200, "json"), ("wine", 200, "json"),
+                                          ("wine", 400, "csv"), ("", 404, "json")):
+        metrics.request_started()
+        metrics.request_finished(status, payload_format, 0.01, 1, model)
+    s = parse(metrics)
+    assert model_info(s) == {("iris", "iris", "3", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}
+    assert series(s, "sigserve_model_load_seconds") == {labels(model="iris"): 0.5, labels(model="wine"): 1.25}
+    requests = {
+        labels(status="200", format="json", model="iris"): 2,
+        labels(status="200", format="json", model="wine"): 1,
+        labels(status="400", format="csv", model="wine"): 1,
+        labels(status="404", format="json", model=""): 1,
+    }
+    assert series(s, "sigserve_requests_total") == requests
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="iris") == 2
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="wine") == 1
+
+    metrics.model_loaded("iris", "iris", "4", "champion", 0.5)  # a reload of one model leaves the other
+    assert model_info(parse(metrics)) == {("iris", "iris", "4", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}
+    metrics.model_unloaded("wine")
+    s = parse(metrics)
+    assert model_info(s) == {("iris", "iris", "4", "champion"): 1}
+    assert series(s, "sigserve_requests_total") == requests
+    metrics.model_loaded("wine", "wine-clf", "7", None, 1.0)  # loaded again: shown again
+    assert model_info(parse(metrics)) == {("iris", "iris", "4", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}
+
+
+def test_two_models_across_workers_and_unloading_one_in_a_worker(shared_dir: Path) -> None:
+    both = [["model_loaded", "iris", "iris", "3", "champion", 0.5],
+            ["model_loaded", "wine", "wine-clf", "7", None, 1.25]]
+    a, b = run_workers(
+        [*both, ["request_started"], ["request_finished", 200, "json", 0.01, 1, "iris"],
+         ["request_started"], ["request_finished", 200, "json", 0.01, 1, "wine"], ["model_unloaded", "wine"]],
+        [*both, ["request_started"], ["request_finished", 200, "csv", 0.01, 1, "wine"],
+         ["request_started"], ["request_finished", 404, "json", 0.01, None]],
+    )
+    renderer = Metrics()
+    requests = {
+        labels(status="200", format="json", model="iris"): 1,
+        labels(status="200", format="json", model="wine"): 1,
+        labels(status="200", format="csv", model="wine"): 1,
+        labels(status="404", format="json", model=""): 1,
+    }
+    s = parse(renderer)
+    assert model_info(s) == {("iris", "iris", "3", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}  # b serves wine
+    assert series(s, "sigserve_requests_total") == requests
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="wine") == 1
+
+    mark_process_dead(b)
+    s = parse(renderer)
+    assert model_info(s) == {("iris", "iris", "3", "champion"): 1, ("wine", "wine-clf", "7", ""): 0}  # a unloaded it
+    assert series(s, "sigserve_requests_total") == requests
+
+    mark_process_dead(a)
+    s = parse(renderer)
+    assert model_info(s) == {}
+    assert series(s, "sigserve_requests_total") == requests
 
 
 def test_workers_are_summed_and_dead_workers_leave_live_gauges(shared_dir: Path) -> None:
     a, b, c = run_workers(
-        [["model_loaded", "iris", "1", "champion", 0.5], ["request_started"], ["request_started"],
-         ["request_started"], ["request_finished", 200, "json", 0.01, 10],
-         ["request_finished", 400, "json", 0.02, None]],
-        [["model_loaded", "iris", "1", "champion", 0.5], ["request_started"],
-         ["request_finished", 200, "json", 0.01, 10], ["model_loaded", "iris", "2", "champion", 0.7],
-         ["reload_succeeded"], ["request_started"], ["request_finished", 200, "csv", 0.01, 1000]],
-        [["model_loaded", "iris", "2", "champion", 0.7], ["request_started"], ["request_started"],
-         ["schema_error", "missing_column"], ["rejected", "overloaded"], ["registry_error"]],
+        [["model_loaded", "iris", "iris", "1", "champion", 0.5], ["request_started"], ["request_started"],
+         ["request_started"], ["request_finished", 200, "json", 0.01, 10, "iris"],
+         ["request_finished", 400, "json", 0.02, None, "iris"]],
+        [["model_loaded", "iris", "iris", "1", "champion", 0.5], ["request_started"],
+         ["request_finished", 200, "json", 0.01, 10, "iris"], ["model_loaded", "iris", "iris", "2", "champion", 0.7],
+         ["reload_succeeded", "iris"], ["request_started"], ["request_finished", 200, "csv", 0.01, 1000, "iris"]],
+        [["model_loaded", "iris", "iris", "2", "champion", 0.7], ["request_started"], ["request_started"],
+         ["schema_error", "missing_column"], ["rejected", "overloaded"], ["registry_error", "iris"]],
     )
     renderer = Metrics()  # the test process is a worker too, with nothing recorded
     s = parse(renderer)
-    assert value(s, "sigserve_requests_total", status="200", format="json") == 2
-    assert value(s, "sigserve_requests_total", status="400", format="json") == 1
-    assert value(s, "sigserve_requests_total", status="200", format="csv") == 1
-    assert value(s, "sigserve_request_duration_seconds_count", format="json") == 3
+    assert series(s, "sigserve_requests_total") == {
+        labels(status="200", format="json", model="iris"): 2,
+        labels(status="400", format="json", model="iris"): 1,
+        labels(status="200", format="csv", model="iris"): 1,
+    }
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="iris") == 3
     assert value(s, "sigserve_request_rows_bucket", le="10.0") == 2
     assert value(s, "sigserve_request_rows_count") == 3
     assert value(s, "sigserve_in_flight_requests") == 1 + 0 + 2
     assert value(s, "sigserve_schema_errors_total", reason="missing_column") == 1
     assert value(s, "sigserve_rejected_requests_total", reason="overloaded") == 1
-    assert value(s, "sigserve_registry_errors_total") == 1
-    assert value(s, "sigserve_model_reloads_total") == 1
-    assert value(s, "sigserve_model_load_seconds") in (0.5, 0.7)  # whichever worker loaded last
+    assert series(s, "sigserve_registry_errors_total") == {labels(model="iris"): 1}
+    assert series(s, "sigserve_model_reloads_total") == {labels(model="iris"): 1}
+    assert value(s, "sigserve_model_load_seconds", model="iris") in (0.5, 0.7)  # whichever worker loaded last
     assert model_versions(s) == {"1": 1, "2": 1}  # a still serves version 1
 
     mark_process_dead(a)
     s = parse(renderer)
     assert value(s, "sigserve_in_flight_requests") == 2
     assert model_versions(s) == {"1": 0, "2": 1}  # b reloaded away from it
-    assert value(s, "sigserve_requests_total", status="200", format="json") == 2
+    assert value(s, "sigserve_requests_total", status="200", format="json", model="iris") == 2
     assert value(s, "sigserve_request_rows_count") == 3
 
     mark_process_dead(b)
@@ -197,7 +287,7 @@ def test_workers_are_summed_and_dead_workers_leave_live_gauges(shared_dir: Path)
     s = parse(renderer)
     assert value(s, "sigserve_in_flight_requests") == 0
     assert model_versions(s) == {}
-    assert value(s, "sigserve_requests_total", status="200", format="csv") == 1
+    assert value(s, "sigserve_requests_total", status="200", format="csv", model="iris") == 1
 
 
 def test_preloading_master_claims_no_model_version(shared_dir: Path) -> None:
@@ -206,12 +296,12 @@ def test_preloading_master_claims_no_model_version(shared_dir: Path) -> None:
     first, second = pids["workers"]
     renderer = Metrics()
     assert model_versions(parse(renderer)) == {"1": 1, "2": 1}
-    assert value(parse(renderer), "sigserve_model_load_seconds") == 0.5
+    assert series(parse(renderer), "sigserve_model_load_seconds") == {labels(model="iris"): 0.5}
     mark_process_dead(first)
     assert model_versions(parse(renderer)) == {"1": 0, "2": 1}
     mark_process_dead(second)
     assert model_versions(parse(renderer)) == {}  # the live master holds no model series
-    assert value(parse(renderer), "sigserve_requests_total", status="200", format="json") == 2
+    assert series(parse(renderer), "sigserve_requests_total") == {labels(status="200", format="json", model="iris"): 2}
 
 
 def test_storage_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,13 +311,13 @@ def test_storage_follows_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
         monkeypatch.setenv(MULTIPROC_ENV, str(directory))
         metrics = Metrics()
         metrics.registry_error("iris")
-        assert value(parse(metrics), "sigserve_registry_errors_total") == 1
+        assert series(parse(metrics), "sigserve_registry_errors_total") == {labels(model="iris"): 1}
         assert any(p.name.startswith("counter_") for p in directory.iterdir())
     monkeypatch.delenv(MULTIPROC_ENV)
     metrics = Metrics()
     metrics.registry_error("iris")
     assert metrics.registry is not None
-    assert value(parse(metrics), "sigserve_registry_errors_total") == 1
+    assert series(parse(metrics), "sigserve_registry_errors_total") == {labels(model="iris"): 1}
 
 
 def test_prepare_multiprocess_dir_wipes_stale_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,14 +340,14 @@ def test_mark_process_dead_without_a_directory_leaves_the_live_series(single_pro
     metrics.request_started()
     before = parse(metrics)
     assert value(before, "sigserve_in_flight_requests") == 1
-    assert value(before, "sigserve_model_info", name="iris", version="1", alias="champion") == 1
+    assert model_info(before) == {("iris", "iris", "1", "champion"): 1}
 
     mark_process_dead(os.getpid())
     mark_process_dead(os.getpid() + 1)
 
     assert parse(metrics) == before
     assert MULTIPROC_ENV not in os.environ
-    metrics.request_finished(200, "json", 0.01, 2)
+    metrics.request_finished(200, "json", 0.01, 2, "iris")
     after = parse(metrics)
     assert value(after, "sigserve_in_flight_requests") == 0
-    assert value(after, "sigserve_requests_total", status="200", format="json") == 1
+    assert series(after, "sigserve_requests_total") == {labels(status="200", format="json", model="iris"): 1}

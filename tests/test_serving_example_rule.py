@@ -34,7 +34,7 @@ def test_a_model_failing_on_its_example_does_not_start(failing_model: Path) -> N
     stderr = result.stderr.decode()
     assert "Traceback" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith(f"sigserve: the model fails on its own serving input example "
+    assert last.startswith(f"sigserve: cannot serve {failing_model}: the model fails on its own serving input example "
                            f"({failing_model / 'serving_input_example.json'}): ValueError: Input X contains NaN")
     assert last.endswith("(--allow-failing-example serves it, never ready)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -18,14 +19,11 @@ from sigserve.dockerfile import (
 from sigserve.codecs.json_encode import encode_json
 from sigserve.errors import ModelLoadError, SigserveError
 from sigserve.logging_setup import configure_logging
-from sigserve.manager import LoadEvents, ModelManager, ReloadPoller, load_servable
-from sigserve.manager.fleet import ModelSet, ModelSpec, ServedModel
+from sigserve.manager.loading import load_models
+from sigserve.manager.fleet import ModelSet, ModelSpec
 from sigserve.manager.lru import ResidentModels
-from sigserve.manager.servable import Servable
-from sigserve.manager.unloaded import Unloaded
 from sigserve.manager.traffic import TrafficPolicy
-from sigserve.serve_config import ConfigError, ServeConfig, from_flags, read_config
-from sigserve.sources.resolved import printable
+from sigserve.serve_config import ConfigError, ServeConfig, ServeSettings, from_flags, read_config
 from sigserve.loaders.loader import load_model
 from sigserve.model.mlmodel import read_mlmodel
 from sigserve.sources.resolved import ResolvedModel
@@ -135,8 +133,9 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                              "decoding (default $SIGSERVE_MAX_DECODED_BYTES, else "
                              "8 times --max-body-bytes, and at least 64 MiB)")
     parser.add_argument("--model-name", default=_env("MODEL_NAME", None),
-                        help="the model name KServe V2 clients use in /v2/models/<name> (default "
-                             "$SIGSERVE_MODEL_NAME, else the registered name or the directory name)")
+                        help="with one model, the name it is served as: /v2/models/<name> for KServe V2 "
+                             "clients and /invocations/<name> (default $SIGSERVE_MODEL_NAME, else the "
+                             "registered name or the directory name; with several, `name:` in --config)")
     parser.add_argument("--native-threads", type=int, default=_env("NATIVE_THREADS", default_native_threads()),
                         help="threads each native thread pool (OpenMP, BLAS) may use per predict call "
                              "with one worker; raise it for large batches on otherwise idle cores. With "
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             return _info(args)
         if args.command == "generate-dockerfile":
             return generate_dockerfile_command(args, _resolve(args))
-        return _serve(args)
+        return _serve(serve_settings(args), demo=args.command == "demo")
     except SigserveError as exc:
         print(f"sigserve: {exc.message}", file=sys.stderr)
         return 2 if isinstance(exc, ModelLoadError) else 1
@@ -335,43 +334,58 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from sigserve.server.app import ScoringApp
-    from sigserve.server.metrics import Metrics, prepare_multiprocess_dir
+def serve_settings(args: argparse.Namespace) -> ServeSettings:
+    """The flags and environment of `serve` and `demo`, checked (`_check_serve_args`) into one object."""
     from sigserve.server.auth import BearerAuth
-    from sigserve.server.run import request_timeout, run_server
     from sigserve.server.tls import TlsFiles
 
     auth = BearerAuth.from_config(args.auth_token_file, args.metrics_without_auth)  # before the slow part
-    tls = TlsFiles.from_flags(args.tls_cert, args.tls_key)
     sources = _source_settings(args)
-    config = args.serve_config
-    if args.command == "demo":
-        config = ServeConfig([ModelSpec(ensure_demo_registered(sources))])
-    if args.workers > 1:
-        prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
-    metrics = Metrics()
-    native_threads = threads_for(args.native_threads, args.workers)
-    limit_native_threads(native_threads)
-    models = load_models(config, sources, metrics, args.reload_interval, args.allow_failing_example,
-                         args.max_loaded_models)
-    timeout = request_timeout(args.timeout)
-    settings = ServerSettings(
-        timeout_seconds=timeout,
+    server = ServerSettings(
+        timeout_seconds=args.timeout,
         max_body_bytes=args.max_body_bytes,
         max_concurrency=args.max_concurrency,
         access_log=args.access_log,
         batch_max_size=args.batch_max_size,
         batch_max_wait_seconds=args.batch_max_wait_ms / 1000,
-        connections=connection_limits(args, timeout),
+        connections=connection_limits(args, args.timeout),
         decode_limits=DecodeLimits(args.max_rows, args.max_columns, args.max_decoded_bytes),
         auth=auth,
     )
+    return ServeSettings(
+        models=args.serve_config or ServeConfig([]), sources=sources, server=server,
+        host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
+        native_threads=threads_for(args.native_threads, args.workers), reload_interval=args.reload_interval,
+        allow_failing_example=args.allow_failing_example, max_loaded_models=args.max_loaded_models,
+        tls=TlsFiles.from_flags(args.tls_cert, args.tls_key),
+    )
+
+
+def _serve(settings: ServeSettings, demo: bool = False) -> int:
+    from sigserve.server.app import ScoringApp
+    from sigserve.server.metrics import Metrics, prepare_multiprocess_dir
+    from sigserve.server.run import run_server
+
+    if demo:
+        settings = dataclasses.replace(settings, models=ServeConfig([ModelSpec(ensure_demo_registered(settings.sources))]))
+    if settings.workers > 1:
+        prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
+    metrics = Metrics()
+    limit_native_threads(settings.native_threads)
+    models = load_models(settings.models.models, settings.models.traffic, settings.sources, metrics,
+                         settings.reload_interval, settings.allow_failing_example, settings.max_loaded_models)
     residency = None
-    if 0 < args.max_loaded_models < len(models):
-        residency = ResidentModels(models, args.max_loaded_models, metrics,
-                                   allow_failing_example=args.allow_failing_example, load_timeout=timeout)
-    app = ScoringApp(models, settings, metrics, residency)
+    if 0 < settings.max_loaded_models < len(models):
+        residency = ResidentModels(models, settings.max_loaded_models, metrics,
+                                   allow_failing_example=settings.allow_failing_example,
+                                   load_timeout=settings.server.timeout_seconds)
+    app = ScoringApp(models, settings.server, metrics, residency)
+    _log_start(settings, models, residency)
+    run_server(app, settings.host, settings.port, settings.workers, settings.log_level, tls=settings.tls)
+    return 0
+
+
+def _log_start(settings: ServeSettings, models: ModelSet, residency: ResidentModels | None) -> None:
     log = logging.getLogger("sigserve")
     for served in models:
         log.info("serving %s as %s (%s/%s)%s", served.spec.uri, served.key, served.current.name,
@@ -383,51 +397,12 @@ def _serve(args: argparse.Namespace) -> int:
     if residency is not None:
         log.info("at most %d models in memory per worker; %s load on their first request", residency.capacity,
                  ", ".join(served.key for served in models if not served.loaded))
-    log.info("listening on %s://%s:%d (%d worker%s, %d native thread%s each)", "https" if tls else "http",
-             args.host, args.port, args.workers, "" if args.workers == 1 else "s", native_threads,
-             "" if native_threads == 1 else "s")
-    if auth is not None:
-        logging.getLogger("sigserve").info("%s", auth.describe())
-    run_server(app, args.host, args.port, args.workers, args.log_level, tls=tls)
-    return 0
-
-
-def load_models(config: ServeConfig, sources: SourceSettings, events: LoadEvents | None, reload_interval: float,
-                allow_failing_example: bool, max_loaded_models: int = 0) -> ModelSet:
-    """Every model loaded and warmed before serving (and before workers fork, so they share it);
-    one that fails stops the start, named. With `max_loaded_models` K, every model is resolved
-    (a bad URI still stops the start) but only the first K load; the others on their first request."""
-    models = ModelSet()
-    for spec in config.models:
-        try:
-            resolved = resolve(spec.uri, sources)
-            if max_loaded_models and len(models) >= max_loaded_models:
-                servable: Servable | Unloaded = Unloaded.of(resolved)
-            else:
-                servable = load_servable(resolved, allow_failing_example=allow_failing_example)
-        except ModelLoadError as exc:
-            exc.message = f"cannot serve {printable(spec.uri)}: {exc.message}"
-            raise
-        name = spec.name or servable.name
-        taken = models.get(name)
-        if taken is not None and spec.name is None and resolved.name is None:  # a directory's name: no version of it
-            raise ModelLoadError(f"{printable(spec.uri)} and {printable(taken.champion.spec.uri)} would both be served "
-                                 f"as {name!r}: name them (`name:` in a --config file)")
-        key = name if taken is None else f"{name}@{spec.alias or servable.version}"
-        if any(served.key == key for served in models):
-            raise ModelLoadError(f"{printable(spec.uri)} is served twice as {key!r}: give each a different name")
-        manager = ModelManager(servable, events, key=key)
-        interval = reload_interval if spec.options.reload_interval is None else spec.options.reload_interval
-        poller = None
-        if interval > 0 and spec.alias is not None:
-            poller = ReloadPoller(spec.uri, sources, interval, manager, allow_failing_example=allow_failing_example)
-        models.add(ServedModel(name, spec, manager, poller))
-    for name, policy in config.traffic.items():
-        try:
-            models.set_traffic(name, policy)
-        except ValueError as exc:
-            raise ModelLoadError(str(exc)) from None
-    return models
+    threads = settings.native_threads
+    log.info("listening on %s://%s:%d (%d worker%s, %d native thread%s each)",
+             "https" if settings.tls else "http", settings.host, settings.port, settings.workers,
+             "" if settings.workers == 1 else "s", threads, "" if threads == 1 else "s")
+    if settings.server.auth is not None:
+        log.info("%s", settings.server.auth.describe())
 
 
 def _describe_traffic(policy: TrafficPolicy) -> str:

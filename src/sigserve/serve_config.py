@@ -1,5 +1,6 @@
-"""Which models `sigserve serve` serves: `-m` flags, or a `--config` YAML file, read and checked
-once before anything loads."""
+"""What `sigserve serve` runs with: which models (`-m` flags or a `--config` YAML file), how to
+reach their registries, and the server's limits, read from flags and environment and checked once
+before anything loads, then passed down as one `ServeSettings`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import yaml
 
 from sigserve.manager.fleet import ModelOptions, ModelSpec
 from sigserve.manager.traffic import TrafficPolicy
+from sigserve.server.settings import ServerSettings
+from sigserve.server.tls import TlsFiles
+from sigserve.sources.settings import SourceSettings
 
 MODEL_KEYS = {"uri", "name", "reload_interval", "batch_max_size", "batch_max_wait_ms", "max_concurrency"}
 
@@ -23,6 +27,24 @@ class ConfigError(ValueError):
 class ServeConfig:
     models: list[ModelSpec]
     traffic: dict[str, TrafficPolicy] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything a `sigserve serve` process runs with."""
+
+    models: ServeConfig
+    sources: SourceSettings
+    server: ServerSettings
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    log_level: str = "info"
+    native_threads: int = 1  # per worker, already adjusted for the worker count
+    reload_interval: float = 30.0
+    allow_failing_example: bool = False
+    max_loaded_models: int = 0
+    tls: TlsFiles | None = None
 
 
 def from_flags(uris: list[str], traffic: list[str], model_name: str | None = None) -> ServeConfig:

@@ -150,6 +150,20 @@ class ModelSet:
     def __len__(self) -> int:
         return sum(len(group.versions) for group in self.groups.values())
 
+    def find(self, name: str | None, version: str | None = None) -> tuple[ModelGroup, ServedModel | None]:
+        """The group a request names (None: the default) and, when it names a version, that
+        version; ModelNotServed naming what is served otherwise."""
+        group = self.default if name is None else self.groups.get(name)
+        if group is None:
+            raise ModelNotServed(f"Model {name!r} is not served here; served: {', '.join(self.groups)}")
+        if version is None:
+            return group, None
+        served = group.by_version(version)
+        if served is None:
+            versions = ", ".join(s.current.version for s in group.versions)
+            raise ModelNotServed(f"Model {group.name!r} version {version!r} is not served here; served: {versions}")
+        return group, served
+
     def add(self, served: ServedModel) -> None:
         group = self.groups.get(served.name)
         if group is None:

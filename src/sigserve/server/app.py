@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from starlette.types import Message, Receive, Scope, Send
 
 from sigserve.codecs.protocol import Incoming
-from sigserve.errors import BodyTooLarge, ModelNotServed, ModelUnavailable, SigserveError
+from sigserve.errors import BodyTooLarge, ModelUnavailable, SigserveError
 from sigserve.manager.fleet import ModelSet, ServedModel
 from sigserve.manager.lru import ResidentModels
 from sigserve.manager.servable import Servable
@@ -163,16 +163,9 @@ class ScoringApp:
     async def choose(self, target: ScoringPath, scope: Scope) -> Chosen:
         """The served model a scoring request names, its version by path or `X-Model-Alias`, and
         the traffic policy's draw; in memory (with `--max-loaded-models`, held until released)."""
-        group = self.models.default if target.model is None else self.models.get(target.model)
-        if group is None:
-            raise ModelNotServed(f"Model {target.model!r} is not served here; served: {', '.join(self.models.groups)}")
-        if target.version is not None:
-            served = group.by_version(target.version)
-            if served is None:
-                versions = ", ".join(s.current.version for s in group.versions)
-                raise ModelNotServed(f"Model {group.name!r} version {target.version!r} is not served here; "
-                                     f"served: {versions}")
-            return Chosen(served, await self.in_memory(served))
+        group, versioned = self.models.find(target.model, target.version)
+        if versioned is not None:
+            return Chosen(versioned, await self.in_memory(versioned))
         alias = (header(scope, MODEL_ALIAS_HEADER) or "").strip() or None  # blank: no alias asked for
         sticky_header = group.traffic.sticky_header
         sticky = header(scope, sticky_header.encode("latin-1")) if sticky_header else None

@@ -16,11 +16,12 @@ from starlette.routing import Route
 from sigserve import __version__
 from sigserve.codecs.json_encode import encode_json
 from sigserve.codecs.v2.metadata import v2_model_metadata
-from sigserve.errors import ModelNotServed, SigserveError
+from sigserve.errors import SigserveError
 from sigserve.manager.fleet import ModelGroup, ModelSet, ServedModel
 from sigserve.manager.servable import Servable
 from sigserve.server.http_errors import MethodNotAllowedEndpoint, starlette_error
 from sigserve.server.metrics import Metrics
+from sigserve.server.paths import v2_model_path
 from sigserve.server.openapi import docs_html, many_models_document, openapi_document
 
 JSON = "application/json"
@@ -119,19 +120,11 @@ async def v2_server(request: Request) -> Response:
 
 
 def v2_target(request: Request) -> tuple[ModelGroup, ServedModel]:
-    """The model and version a V2 path names (`{name}`, optional `{version}`), or a 404."""
-    app = scoring_app(request)
-    name, version = request.path_params["name"], request.path_params.get("version")
-    group = app.models.get(name)
-    if group is None:
-        raise ModelNotServed(f"Model {name!r} is not served here; served: {', '.join(app.models.groups)}")
-    if version is None:
-        return group, group.champion
-    served = group.by_version(version)
-    if served is None:
-        versions = ", ".join(s.current.version for s in group.versions)
-        raise ModelNotServed(f"Model {name!r} version {version!r} is not served here; served: {versions}")
-    return group, served
+    """The model and version a V2 path names, or a 404; parsed as the scoring path parses it."""
+    found = v2_model_path(request.scope["path"])
+    assert found is not None  # the route matched a V2 model path
+    group, served = scoring_app(request).models.find(found.name, found.version)
+    return group, served or group.champion
 
 
 async def v2_model(request: Request) -> Response:

@@ -22,7 +22,7 @@ class ModelInterface:
     output_name: str  # the name of a single unnamed output
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Incoming:
     """One request as the transport received it, and the model name and version it addressed."""
 
@@ -32,7 +32,7 @@ class Incoming:
     model_version: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DecodedRequest:
     """A decoded request and the encoder of its answer (which may depend on the request: V2's
     `id` and requested outputs)."""

@@ -23,7 +23,7 @@ from sigserve.server.access_log import AccessLog, request_id_of
 from sigserve.server.connections import READ_TIMED_OUT
 from sigserve.server.http_errors import error_headers, render_error
 from sigserve.server.metrics import Metrics
-from sigserve.server.paths import ScoringPath, header, media_label, scoring_path
+from sigserve.server.paths import ScoringPath, media_label, scoring_path
 from sigserve.server.routes import starlette_app
 from sigserve.server.scheduler import ModelLane, Scheduler
 from sigserve.server.settings import ConnectionLimits, ServerSettings
@@ -33,7 +33,7 @@ JSON = b"application/json"
 MODEL_ALIAS_HEADER = b"x-model-alias"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Chosen:
     """The model version a request goes to, and the one scoring a shadow copy of it."""
 
@@ -160,35 +160,27 @@ class ScoringApp:
             pass
         return status, sent
 
-    async def choose(self, target: ScoringPath, scope: Scope) -> Chosen:
+    def choose(self, target: ScoringPath, headers: dict[bytes, bytes]) -> Chosen:
         """The served model a scoring request names, its version by path or `X-Model-Alias`, and
         the traffic policy's draw; in memory (with `--max-loaded-models`, held until released)."""
-        group, versioned = self.models.find(target.model, target.version)
-        if versioned is not None:
-            return Chosen(versioned, await self.in_memory(versioned))
-        alias = (header(scope, MODEL_ALIAS_HEADER) or "").strip() or None  # blank: no alias asked for
-        sticky_header = group.traffic.sticky_header
-        sticky = header(scope, sticky_header.encode("latin-1")) if sticky_header else None
-        served, shadow = group.choose(alias, sticky.encode("latin-1") if sticky is not None else None)
-        return Chosen(served, await self.in_memory(served), shadow, compared=len(group.versions) > 1)
-
-    async def in_memory(self, served: ServedModel) -> Servable:
-        """The version serving now. With --max-loaded-models it is loaded first if it is not in
-        memory, and kept there until `score_route` releases it."""
-        if self.residency is not None:
-            return await self.residency.acquire(served)
-        current = served.current
-        if not isinstance(current, Servable):  # never: without --max-loaded-models every model stays loaded
-            raise ModelUnavailable(f"Model {served.key!r} is not loaded", served.key)
-        return current
+        group, served = self.models.find(target.model, target.version)
+        shadow = None
+        if served is None:
+            alias = headers.get(MODEL_ALIAS_HEADER, b"").strip()
+            sticky_header = group.traffic.sticky_header
+            sticky = headers.get(sticky_header.encode("latin-1")) if sticky_header else None
+            served, shadow = group.choose(alias.decode("latin-1") if alias else None, sticky)
+        return Chosen(served, served.current, shadow, len(group.versions) > 1)
 
     async def score_route(
         self, scope: Scope, receive: Receive, send: Send, target: ScoringPath, extra: list[tuple[bytes, bytes]]
     ) -> tuple[int, int, Chosen | None]:
         """Read, score and answer one request of either protocol; refusals are counted."""
         codec = target.codec
-        content_type = header(scope, b"content-type")
-        payload_format = media_label(content_type) if codec.default_format == "json" else codec.default_format
+        request_headers = dict(scope["headers"])
+        raw_content_type = request_headers.get(b"content-type")
+        content_type = raw_content_type.decode("latin-1") if raw_content_type is not None else None
+        payload_format = codec.default_format
         metrics = self.metrics
         if metrics is not None:
             metrics.request_started()
@@ -198,10 +190,12 @@ class ScoringApp:
         headers = extra
         try:
             try:
-                chosen = await self.choose(target, scope)
+                chosen = self.choose(target, request_headers)
+                if self.residency is not None:  # loaded first if it is not in memory, held until released
+                    chosen.servable = await self.residency.acquire(chosen.served)
                 model_label = chosen.served.key
                 headers = [*extra, *chosen.servable.headers]
-                body = await self._read_body(scope, receive)
+                body = await self._read_body(request_headers.get(b"content-length"), receive)
                 request = Incoming(body, content_type, chosen.served.name, chosen.servable.version)
                 limits = self.settings.decode_limits
 
@@ -223,7 +217,8 @@ class ScoringApp:
                 status, payload = render_error(exc, codec)
                 if isinstance(exc, ModelUnavailable):
                     model_label = exc.model
-                payload_format = getattr(exc, "payload_format", None) or payload_format
+                payload_format = getattr(exc, "payload_format", None) or (
+                    media_label(content_type) if payload_format == "json" else payload_format)
                 headers = [*headers, *((k.lower().encode(), v.encode()) for k, v in error_headers(exc).items())]
                 self._count_refusal(exc)
             if status != 499:
@@ -235,11 +230,11 @@ class ScoringApp:
                 metrics.request_finished(status, payload_format, time.perf_counter() - started, rows, model_label)
         return status, len(payload), chosen
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
-        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(f"The request body of {declared} bytes is over this server's limit of {limit} bytes")
+            raise BodyTooLarge(f"The request body of {declared.decode()} bytes is over this server's limit of {limit} "
+                               "bytes")
         chunks: list[bytes] = []
         size = 0
         while True:

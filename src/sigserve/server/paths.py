@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.types import Scope
-
 from sigserve.codecs.mlflow.codec import MLFLOW
 from sigserve.codecs.protocol import Codec
 from sigserve.codecs.v2.codec import V2
@@ -42,24 +40,20 @@ def v2_model_path(path: str) -> V2ModelPath | None:
     return V2ModelPath(name, version, rest[0] if rest else "")
 
 
+DEFAULT_MODEL = ScoringPath(MLFLOW)
+
+
 def scoring_path(method: str, path: str) -> ScoringPath | None:
     if method != "POST":
         return None
     if path == INVOCATIONS:
-        return ScoringPath(MLFLOW)
+        return DEFAULT_MODEL
     if path.startswith(INVOCATIONS + "/"):
         name = path[len(INVOCATIONS) + 1:]
         return ScoringPath(MLFLOW, name) if name and "/" not in name else None
     if path.startswith(V2_MODELS) and path.endswith("/infer"):
         found = v2_model_path(path)
         return ScoringPath(V2, found.name, found.version) if found is not None else None
-    return None
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
     return None
 
 

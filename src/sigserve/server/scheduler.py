@@ -72,29 +72,26 @@ class Scheduler:
             raise Overloaded(f"All {lane.max_concurrency} scoring slots of this model are busy; retry shortly")
         lane.running += 1
         try:
-            return await self._score(lane, scorer, prepare, body_size)
+            if lane.batcher is not None:
+                return await self.with_timeout(self._score_batched(lane.batcher, scorer, prepare, body_size))
+            timeout = self.timeout_seconds
+            guard = self.inline_guard
+            if lane.inline.allowed(body_size) and guard.available and guard.loop_free():
+                started = time.perf_counter()
+                self.running += 1
+                try:
+                    with guard.limit():
+                        return self._timed_score(lane, scorer, prepare, body_size, True)
+                except InlineOverrun:  # too slow for the event loop: score it again in a thread
+                    if timeout is not None:
+                        timeout = max(0.0, timeout - (time.perf_counter() - started))
+                finally:
+                    self.running -= 1
+            return await self.with_timeout(
+                self.run_blocking(lambda: self._timed_score(lane, scorer, prepare, body_size, False)), timeout
+            )
         finally:
             lane.running -= 1
-
-    async def _score(self, lane: ModelLane, scorer: Scorer, prepare: PrepareFn, body_size: int) -> Scored:
-        if lane.batcher is not None:
-            return await self.with_timeout(self._score_batched(lane.batcher, scorer, prepare, body_size))
-        timeout = self.timeout_seconds
-        guard = self.inline_guard
-        if lane.inline.allowed(body_size) and guard.available and guard.loop_free():
-            started = time.perf_counter()
-            self.running += 1
-            try:
-                with guard.limit():
-                    return self._timed_score(lane, scorer, prepare, body_size, True)
-            except InlineOverrun:  # too slow for the event loop: score it again in a thread
-                if timeout is not None:
-                    timeout = max(0.0, timeout - (time.perf_counter() - started))
-            finally:
-                self.running -= 1
-        return await self.with_timeout(
-            self.run_blocking(lambda: self._timed_score(lane, scorer, prepare, body_size, False)), timeout
-        )
 
     def _timed_score(self, lane: ModelLane, scorer: Scorer, prepare: PrepareFn, body_size: int,
                      inline: bool) -> Scored:

@@ -57,10 +57,10 @@ def _model_flags(parser: argparse.ArgumentParser, serving: bool = False) -> None
                                  "optional `name`, `reload_interval`, `batch_max_size`, `batch_max_wait_ms`, "
                                  "`max_concurrency`) and their `traffic:` policies, instead of -m "
                                  "(default $SIGSERVE_CONFIG)")
-        parser.add_argument("--traffic", action="append", default=[],
+        parser.add_argument("--traffic", action="append", default=None,
                             help="NAME=shadow or NAME=canary:SHARE[:HEADER]: how a model served in two versions "
                                  "(e.g. -m models:/churn@champion -m models:/churn@challenger) shares its traffic; "
-                                 "repeatable")
+                                 "repeatable (default $SIGSERVE_TRAFFIC, comma-separated)")
     else:
         parser.add_argument("-m", "--model-uri", required=True, help=uri_help)
     parser.add_argument("--registry-uri", default=None,
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             return _info(args)
         if args.command == "generate-dockerfile":
             return generate_dockerfile_command(args, _resolve(args))
-        return _serve(serve_settings(args), demo=args.command == "demo")
+        return _serve(serve_settings(args), demo=args.command == "demo", demo_name=args.model_name or None)
     except SigserveError as exc:
         print(f"sigserve: {exc.message}", file=sys.stderr)
         return 2 if isinstance(exc, ModelLoadError) else 1
@@ -289,8 +289,12 @@ def _check_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         return
     uris = args.model_uri or []
     try:
+        if args.traffic is None:
+            args.traffic = [item.strip() for item in str(_env("TRAFFIC", "")).split(",") if item.strip()]
         if args.config and uris:
             parser.error("give the models with -m or in --config, not both")
+        if args.config and args.model_name:
+            parser.error("--model-name names the one model given with -m; in --config, give each model its `name:`")
         if args.config:
             args.serve_config = read_config(args.config, args.traffic)
         else:
@@ -361,13 +365,14 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
     )
 
 
-def _serve(settings: ServeSettings, demo: bool = False) -> int:
+def _serve(settings: ServeSettings, demo: bool = False, demo_name: str | None = None) -> int:
     from sigserve.server.app import ScoringApp
     from sigserve.server.metrics import Metrics, prepare_multiprocess_dir
     from sigserve.server.run import run_server
 
     if demo:
-        settings = dataclasses.replace(settings, models=ServeConfig([ModelSpec(ensure_demo_registered(settings.sources))]))
+        demo_spec = ModelSpec(ensure_demo_registered(settings.sources), demo_name)
+        settings = dataclasses.replace(settings, models=ServeConfig([demo_spec]))
     if settings.workers > 1:
         prepare_multiprocess_dir()  # before any metric exists, so every worker writes its own file
     metrics = Metrics()

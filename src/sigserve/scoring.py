@@ -12,9 +12,7 @@ from typing import Any
 from sigserve.codecs.base import Decoded
 from sigserve.codecs.limits import DEFAULT_LIMITS, DecodeLimits
 from sigserve.codecs.mlflow.codec import MLFLOW
-from sigserve.codecs.mlflow.encode import encode_unwrapped
 from sigserve.codecs.protocol import Codec, Incoming, ModelInterface
-from sigserve.codecs.v2.encode import output_name
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.errors import BadRequest, PredictionError, SigserveError
 from sigserve.loaders.loader import LoadedModel
@@ -56,7 +54,7 @@ class Scorer:
             input_schema=self.input_schema,
             param_names=frozenset(spec.name for spec in self.param_specs or ()),
             type_hints=model.meta.signature_from_type_hint,
-            output_name=output_name(signature.outputs if signature else None),
+            output_schema=signature.outputs if signature else None,
         )
 
     def example_failure(self) -> str | None:
@@ -107,16 +105,16 @@ class Scorer:
             decoded_request = codec.decode(request, self.interface, limits)
         decoded = decoded_request.decoded
         if decoded.unified_llm:
-            return self._prepare_unified_llm(decoded)
+            return self._prepare_unified_llm(decoded, decoded_request.encode)
         model_input, params = self._enforce_decoded(decoded)
         return Prepared(model_input, params, decoded.format, decoded_request.encode)
 
-    def _prepare_unified_llm(self, decoded: Decoded) -> Prepared:
+    def _prepare_unified_llm(self, decoded: Decoded, encode: Callable[[Any], bytes]) -> Prepared:
         """MLflow enforces these itself, against its chat schemas: they go to MLflow's own predict.
         A natively loaded model without a signature gets the dict as MLflow would hand it over."""
         if self.model.predict_unified_llm is None and self.input_schema is None:
             params = self._enforce_decoded(Decoded(decoded.data, decoded.params, decoded.format))[1]
-            return Prepared(decoded.data.value, params, decoded.format, encode_unwrapped)
+            return Prepared(decoded.data.value, params, decoded.format, encode)
         if self.model.predict_unified_llm is None:
             error = BadRequest(
                 "A top-level 'messages', 'prompt' or 'input' key makes this a unified LLM request, "
@@ -126,7 +124,7 @@ class Scorer:
             )
             error.payload_format = decoded.format
             raise error
-        return Prepared(decoded.data.value, decoded.params, decoded.format, encode_unwrapped, unified_llm=True)
+        return Prepared(decoded.data.value, decoded.params, decoded.format, encode, unified_llm=True)
 
     def _enforce_decoded(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         try:

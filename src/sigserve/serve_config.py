@@ -4,6 +4,7 @@ before anything loads, then passed down as one `ServeSettings`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def from_flags(uris: list[str], traffic: list[str], model_name: str | None = Non
     """`-m URI` (repeatable), `--traffic NAME=POLICY` (repeatable), `--model-name` for one model."""
     if model_name and len(uris) > 1:
         raise ConfigError("--model-name names one model; with several, give names in a --config file")
+    if model_name and "/" in model_name:
+        raise ConfigError(f"--model-name {model_name!r}: a served name has no '/' (it is one segment of a URL path)")
     specs = [ModelSpec(uri, model_name if i == 0 else None) for i, uri in enumerate(uris)]
     policies = parse_traffic_flags(traffic)
     _check_traffic_names(specs, policies, "")
@@ -142,8 +145,9 @@ def _number(entry: dict[str, Any], key: str, kind: type, minimum: float) -> Any:
     value = entry.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise ValueError(f"`{key}` must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (kind is int and value != int(value))):
+        raise ValueError(f"`{key}` must be a{'n integer' if kind is int else ' finite number'}, got {value!r}")
     if value < minimum:
         raise ValueError(f"`{key}` must be at least {minimum:g}, got {value!r}")
     return kind(value)

@@ -19,7 +19,7 @@ class ModelInterface:
     input_schema: Schema | None
     param_names: frozenset[str]
     type_hints: bool  # the signature comes from type hints (MLflow's `inputs`-only rule)
-    output_name: str  # the name of a single unnamed output
+    output_schema: Schema | None
 
 
 @dataclass(slots=True)
@@ -35,14 +35,15 @@ class Incoming:
 @dataclass(slots=True)
 class DecodedRequest:
     """A decoded request and the encoder of its answer (which may depend on the request: V2's
-    `id` and requested outputs)."""
+    `id` and requested outputs, MLflow's unwrapped answer to a unified LLM payload)."""
 
     decoded: Decoded
     encode: Callable[[Any], bytes]
 
 
 class Codec(Protocol):
-    """A protocol's two directions. `name` labels its requests in metrics and routes errors."""
+    """A protocol's two directions. `name` says which protocol (`mlflow`, `v2`); `default_format`
+    labels the requests that fail before their format is known."""
 
     name: str
     default_format: str

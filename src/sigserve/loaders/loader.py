@@ -33,12 +33,13 @@ class LoadedModel:
         return self.predict_fn(model_input)
 
 
-def load_model(model_dir: str | Path) -> LoadedModel:
-    """Load a model with its own code imported afresh (`code_paths`). A load that fails puts the
+def load_model(model_dir: str | Path, lineage: str = "") -> LoadedModel:
+    """Load a model with its own code imported afresh (`code_paths`), in place of the earlier
+    versions of `lineage` (the served model it is a version of). A load that fails puts the
     previous code back; the caller keeps or withdraws a loaded model's `code`."""
     started = time.perf_counter()
     meta = read_mlmodel(model_dir)
-    code = import_afresh(meta)
+    code = import_afresh(meta, lineage)
     try:
         impl, predict_fn, loaded_with = _load(meta)
     except BaseException:

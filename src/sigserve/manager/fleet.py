@@ -5,7 +5,7 @@ reload or failure never touches another's."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sigserve.errors import ModelNotServed, SigserveError
@@ -107,19 +107,20 @@ class ModelGroup:
 
     def choose(self, alias: str | None, sticky_value: bytes | None) -> tuple[ServedModel, ServedModel | None]:
         """The version that answers, and the one scoring a shadow copy (or None). An alias asked
-        for by the client wins over the traffic policy; None when no version has it."""
+        for by the client wins over the traffic policy; ModelNotServed when no version has it."""
         if alias is not None:
             served = self.by_alias(alias)
             if served is None:
                 known = ", ".join(s.alias or s.current.version for s in self.versions)
-                raise ModelNotServed(f"Model {self.name!r} has no version with alias {alias!r} here (served: {known})")
+                raise ModelNotServed(
+                    f"Model {self.name!r} has no version with alias {_shown(alias)!r} here (served: {known})")
             return served, None
         challenger = self.challenger
         if challenger is None:
             return self.champion, None
         if self.traffic.policy == "shadow":
             return self.champion, challenger
-        if self.traffic.goes_to_challenger(sticky_value):
+        if self.traffic.goes_to_challenger(sticky_value, self.name):
             return challenger, None
         return self.champion, None
 
@@ -155,13 +156,14 @@ class ModelSet:
         version; ModelNotServed naming what is served otherwise."""
         group = self.default if name is None else self.groups.get(name)
         if group is None:
-            raise ModelNotServed(f"Model {name!r} is not served here; served: {', '.join(self.groups)}")
+            raise ModelNotServed(f"Model {_shown(name)!r} is not served here; served: {_listed(self.groups)}")
         if version is None:
             return group, None
         served = group.by_version(version)
         if served is None:
             versions = ", ".join(s.current.version for s in group.versions)
-            raise ModelNotServed(f"Model {group.name!r} version {version!r} is not served here; served: {versions}")
+            raise ModelNotServed(f"Model {group.name!r} version {_shown(version)!r} is not served here; "
+                                 f"served: {versions}")
         return group, served
 
     def add(self, served: ServedModel) -> None:
@@ -189,3 +191,20 @@ class ModelSet:
         for served in self:
             if served.poller is not None:
                 served.poller.stop()
+
+
+SHOWN_CHARS = 200
+LISTED_NAMES = 20
+
+
+def _shown(text: str) -> str:
+    """A client's text echoed in an error, cut short."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def _listed(names: Iterable[str]) -> str:
+    """The served names in an error, at most 20 of a fleet's."""
+    names = list(names)
+    more = len(names) - LISTED_NAMES
+    listed = ", ".join(names[:LISTED_NAMES])
+    return listed + (f" and {more} more (POST /v2/repository/index lists them)" if more > 0 else "")

@@ -25,21 +25,23 @@ def load_models(specs: list[ModelSpec], traffic: dict[str, TrafficPolicy], sourc
     for spec in specs:
         try:
             resolved = resolve(spec.uri, sources)
-            if max_loaded_models and len(models) >= max_loaded_models:
-                servable: Servable | Unloaded = Unloaded.of(resolved)
-            else:
-                servable = load_servable(resolved, allow_failing_example=allow_failing_example)
         except ModelLoadError as exc:
-            exc.message = f"cannot serve {printable(spec.uri)}: {exc.message}"
-            raise
-        name = spec.name or servable.name
+            raise ModelLoadError(f"cannot serve {printable(spec.uri)}: {exc.message}") from None
+        name = spec.name or resolved.name or resolved.path.name
         taken = models.get(name)
         if taken is not None and spec.name is None and resolved.name is None:  # a directory's name: no version of it
             raise ModelLoadError(f"{printable(spec.uri)} and {printable(taken.champion.spec.uri)} would both be served "
                                  f"as {name!r}: name them (`name:` in a --config file)")
-        key = name if taken is None else f"{name}@{spec.alias or servable.version}"
+        key = name if taken is None else f"{name}@{spec.alias or resolved.version or 'local'}"
         if any(served.key == key for served in models):
             raise ModelLoadError(f"{printable(spec.uri)} is served twice as {key!r}: give each a different name")
+        try:
+            if max_loaded_models and len(models) >= max_loaded_models:
+                servable: Servable | Unloaded = Unloaded.of(resolved)
+            else:
+                servable = load_servable(resolved, allow_failing_example=allow_failing_example, lineage=key)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"cannot serve {printable(spec.uri)}: {exc.message}") from None
         manager = ModelManager(servable, events, key=key)
         interval = reload_interval if spec.options.reload_interval is None else spec.options.reload_interval
         poller = None

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import gc
 import logging
 from collections import OrderedDict
 from typing import Protocol
@@ -47,6 +48,7 @@ class ResidentModels:
         self.allow_failing_example = allow_failing_example
         self.load_timeout = load_timeout  # how long a request waits for its model to load
         self._recent: OrderedDict[str, ServedModel] = OrderedDict((s.key, s) for s in models if s.loaded)
+        self._frozen = set(self._recent)  # loaded before the heap was frozen and the workers forked
         self._in_flight: dict[str, int] = {}
         self._loading: dict[str, asyncio.Future[Servable]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -124,7 +126,8 @@ class ResidentModels:
             return pending
         logger.info("loading %s (%s/%s) for a request; %d of at most %d models in memory",
                     key, pending.name, pending.version, len(self._recent), self.capacity)
-        load = functools.partial(load_servable, pending.resolved, allow_failing_example=self.allow_failing_example)
+        load = functools.partial(load_servable, pending.resolved, allow_failing_example=self.allow_failing_example,
+                                 lineage=served.key)
         try:
             servable: Servable = await asyncio.get_running_loop().run_in_executor(self._loader(), load)
         except Exception as exc:  # noqa: BLE001 - any failure to load is this model's 503, not the server's
@@ -145,7 +148,7 @@ class ResidentModels:
 
     def _evict(self) -> None:
         """Least recently used first, past the ones with requests under way, down to K."""
-        evicted = False
+        evicted, thaw = False, False
         for key in list(self._recent):
             if len(self._recent) <= self.capacity:
                 break
@@ -154,13 +157,17 @@ class ResidentModels:
             served = self._recent.pop(key)
             if served.manager.unload(EVICTED):
                 evicted = True
+                thaw = thaw or key in self._frozen
+                self._frozen.discard(key)
                 if self.events is not None:
                     self.events.model_evicted(key)
                 logger.info("evicted %s (%s/%s), the least recently used, to keep at most %d models in memory",
                             key, served.current.name, served.current.version, self.capacity)
-        if evicted:  # models loaded before the heap was frozen hold cycles only a collection frees
+        if evicted:  # estimators hold reference cycles only a collection frees
+            # Thawing the frozen heap (for a model loaded before the fork) writes to every shared
+            # object's header, so each worker copies those pages: only when such a model goes.
             with contextlib.suppress(RuntimeError):  # the worker is stopping: nothing to free for
-                self._loader().submit(release_memory_of_retired_models)
+                self._loader().submit(release_memory_of_retired_models if thaw else gc.collect)
         self._report()
 
     def _loader(self) -> concurrent.futures.ThreadPoolExecutor:

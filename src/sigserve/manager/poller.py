@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 from sigserve.errors import ModelLoadError, SigserveError, UnsafeRegistryValue, WarmUpFailed
@@ -47,7 +48,8 @@ class ReloadPoller:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        """Each wait is drawn within 10% of the interval, so many models' polls spread out."""
+        while not self._stop.wait(self.interval * random.uniform(0.9, 1.1)):  # noqa: S311 - not security
             self._poll_safely()
 
     def _poll_safely(self) -> None:
@@ -94,7 +96,7 @@ class ReloadPoller:
         try:
             # a ready version is never replaced by one that is not
             allowed = self.allow_failing_example and not self.manager.current.ready
-            servable = load_servable(resolved, allow_failing_example=allowed)
+            servable = load_servable(resolved, allow_failing_example=allowed, lineage=self.manager.key)
         except ModelLoadError as exc:
             self._refused = identity
             if events is not None:

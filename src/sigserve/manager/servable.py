@@ -18,25 +18,12 @@ from sigserve.sources.resolved import ResolvedModel, printable
 logger = logging.getLogger("sigserve.manager")
 
 
-@dataclass(frozen=True)
-class Servable:
-    """A loaded, warmed model and the registry facts that name it in headers and metadata."""
+class VersionNames:
+    """What names a model version in headers, metadata and logs, from the registry's facts;
+    shared by a loaded `Servable` and the `Unloaded` that stands for it."""
 
-    scorer: Scorer
     resolved: ResolvedModel
     alias: str | None
-    load_seconds: float
-    example_failure: str | None = None  # served anyway (--allow-failing-example), never ready
-
-    loaded: ClassVar[bool] = True  # an `Unloaded` stands in for it when it is not in memory
-
-    @property
-    def ready(self) -> bool:
-        return self.example_failure is None
-
-    @property
-    def meta(self) -> ModelMeta:
-        return self.scorer.model.meta
 
     @property
     def name(self) -> str:
@@ -57,6 +44,28 @@ class Servable:
         if self.alias:
             headers.append((b"x-model-alias", printable(self.alias).encode("latin-1", "replace")))
         return headers
+
+
+@dataclass(frozen=True)
+class Servable(VersionNames):
+    """A loaded, warmed model and the registry facts that name it in headers and metadata."""
+
+    scorer: Scorer
+    resolved: ResolvedModel
+    alias: str | None
+    load_seconds: float
+    example_failure: str | None = None  # served anyway (--allow-failing-example), never ready
+
+    loaded: ClassVar[bool] = True  # an `Unloaded` stands in for it when it is not in memory
+
+    @property
+    def ready(self) -> bool:
+        return self.example_failure is None
+
+    @property
+    def meta(self) -> ModelMeta:
+        return self.scorer.model.meta
+
 
 
 class LoadEvents(Protocol):
@@ -83,11 +92,12 @@ def alias_of(uri: str) -> str | None:
     return ref.alias or ref.stage or "latest"
 
 
-def load_servable(resolved: ResolvedModel, *, allow_failing_example: bool = False) -> Servable:
+def load_servable(resolved: ResolvedModel, *, allow_failing_example: bool = False, lineage: str = "") -> Servable:
     """Load, and score the model's own serving example. One rule for start-up and reloads: a
-    model that fails on its own example is refused, unless allowed, and then never ready."""
+    model that fails on its own example is refused, unless allowed, and then never ready.
+    `lineage` is the served model this is a version of (its key)."""
     started = time.perf_counter()
-    scorer = Scorer(load_model(resolved.path))
+    scorer = Scorer(load_model(resolved.path, lineage))
     failure = scorer.example_failure()
     if failure is not None:
         example = scorer.model.meta.serving_input_path

@@ -66,11 +66,12 @@ class TrafficPolicy:
         return cls(str(value.get("policy", "champion")).strip().lower(), float(share),  # type: ignore[arg-type]
                    value.get("sticky_header"))
 
-    def goes_to_challenger(self, sticky_value: bytes | None) -> bool:
-        """A canary's draw: a hash of the sticky value when there is one, else a random draw."""
+    def goes_to_challenger(self, sticky_value: bytes | None, model: str = "") -> bool:
+        """A canary's draw: a hash of the model's name and the sticky value when there is one (so
+        one user is not in every model's canary), else a random draw."""
         if self.policy != "canary":
             return False
         if sticky_value is None:
             return random.random() < self.share  # noqa: S311 - traffic splitting, not security
-        digest = hashlib.blake2b(sticky_value, digest_size=8).digest()
+        digest = hashlib.blake2b(sticky_value, digest_size=8, salt=model.encode()[-16:]).digest()
         return int.from_bytes(digest, "big") / 2**64 < self.share

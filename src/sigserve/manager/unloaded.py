@@ -3,20 +3,19 @@ loads, and that version's MLmodel, so metadata, OpenAPI and routing answer witho
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sigserve.manager.servable import Servable, alias_of
+from sigserve.manager.servable import Servable, VersionNames, alias_of
 from sigserve.model.mlmodel import ModelMeta, read_mlmodel
-from sigserve.sources.resolved import ResolvedModel, printable
+from sigserve.sources.resolved import ResolvedModel
 
 NOT_LOADED_YET = "unloaded: loads on its first request"
 EVICTED = "unloaded: evicted as the least recently used model; loads again on its next request"
 
 
 @dataclass(frozen=True)
-class Unloaded:
+class Unloaded(VersionNames):
     """Named like the `Servable` it stands for (name, version, alias, headers), without a scorer."""
 
     resolved: ResolvedModel
@@ -35,22 +34,3 @@ class Unloaded:
     @classmethod
     def evicted(cls, servable: Servable, reason: str = EVICTED) -> Unloaded:
         return cls(servable.resolved, servable.meta, servable.alias, reason)
-
-    @property
-    def name(self) -> str:
-        return self.resolved.name or self.resolved.path.name
-
-    @property
-    def version(self) -> str:
-        return self.resolved.version or "local"
-
-    @property
-    def identity(self) -> tuple[str | None, str | None, str]:
-        return self.resolved.name, self.resolved.version, str(self.resolved.path)
-
-    @functools.cached_property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [(b"x-model-version", printable(f"{self.name}/{self.version}").encode("latin-1", "replace"))]
-        if self.alias:
-            headers.append((b"x-model-alias", printable(self.alias).encode("latin-1", "replace")))
-        return headers

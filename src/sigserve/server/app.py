@@ -187,26 +187,30 @@ class ScoringApp:
         started = time.perf_counter()
         status, payload, rows, model_label = 499, b"", None, ""  # 499: a cancelled request (drain timeout)
         chosen: Chosen | None = None
+        picked: Chosen | None = None
         headers = extra
         try:
             try:
-                chosen = self.choose(target, request_headers)
-                if self.residency is not None:  # loaded first if it is not in memory, held until released
-                    chosen.servable = await self.residency.acquire(chosen.served)
-                model_label = chosen.served.key
-                headers = [*extra, *chosen.servable.headers]
+                picked = self.choose(target, request_headers)
+                model_label = picked.served.key
                 body = await self._read_body(request_headers.get(b"content-length"), receive)
+                if self.residency is not None:  # loaded first if it is not in memory, held until released
+                    picked.servable = await self.residency.acquire(picked.served)
+                chosen = picked  # from here on released in `finally`
+                headers = [*extra, *chosen.servable.headers]
                 request = Incoming(body, content_type, chosen.served.name, chosen.servable.version)
                 limits = self.settings.decode_limits
 
                 def prepare(scorer: Scorer) -> Prepared:
                     return scorer.prepare_request(codec, request, limits)
 
+                scoring_started = time.perf_counter()
                 scored = await self.scheduler.score(self.lanes[chosen.served.key], chosen.servable.scorer, prepare,
                                                     len(body))
                 status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
                 if chosen.compared and metrics is not None:  # a champion and challenger: latency per version
-                    metrics.version_scored(model_label, chosen.servable.version, time.perf_counter() - started)
+                    metrics.version_scored(model_label, chosen.servable.version,
+                                           time.perf_counter() - scoring_started)
                 if chosen.shadow is not None:
                     self.shadow.submit(chosen.shadow, codec, request, scored, model_label)
             except _ClientGone:
@@ -228,7 +232,7 @@ class ScoringApp:
                 self.residency.release(chosen.served)
             if metrics is not None:
                 metrics.request_finished(status, payload_format, time.perf_counter() - started, rows, model_label)
-        return status, len(payload), chosen
+        return status, len(payload), chosen or picked
 
     async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes

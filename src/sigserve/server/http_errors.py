@@ -68,7 +68,8 @@ def from_http_exception(scope: Scope, exc: HTTPException) -> SigserveError:
         return MethodNotAllowed(detail or f"Method not allowed: {_request_line(scope)}; allowed: {allow}", allow)
     error = SigserveError(detail or "Error")
     error.status_code = exc.status_code
-    error.error_code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR")
+    fallback = "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR"
+    error.error_code = _HTTP_ERROR_CODES.get(exc.status_code, fallback)
     return error
 
 

@@ -53,7 +53,7 @@ def scoring_path(method: str, path: str) -> ScoringPath | None:
         return ScoringPath(MLFLOW, name) if name and "/" not in name else None
     if path.startswith(V2_MODELS) and path.endswith("/infer"):
         found = v2_model_path(path)
-        return ScoringPath(V2, found.name, found.version) if found is not None else None
+        return ScoringPath(V2, found.name, found.version) if found is not None and found.action == "infer" else None
     return None
 
 

@@ -51,8 +51,9 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Every model has loaded and scored its own example before the app starts; a model served
-    with `--allow-failing-example` that failed on it is never ready, nor is a draining server."""
+    """Every model loaded at start has scored its own example before the app starts (one not in
+    memory under `--max-loaded-models` is not unready); a model served with
+    `--allow-failing-example` that failed on it is never ready, nor is a draining server."""
     app = scoring_app(request)
     is_ready = not app.draining and all(served.current.ready for served in app.models)
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)

@@ -70,7 +70,7 @@ class Scheduler:
             raise Overloaded(f"All {self.max_concurrency} scoring slots of this worker are busy; retry shortly")
         if lane.max_concurrency is not None and lane.running >= lane.max_concurrency:
             raise Overloaded(f"All {lane.max_concurrency} scoring slots of this model are busy; retry shortly")
-        lane.running += 1
+        slot = _LaneSlot(lane)
         try:
             if lane.batcher is not None:
                 return await self.with_timeout(self._score_batched(lane.batcher, scorer, prepare, body_size))
@@ -88,10 +88,12 @@ class Scheduler:
                 finally:
                     self.running -= 1
             return await self.with_timeout(
-                self.run_blocking(lambda: self._timed_score(lane, scorer, prepare, body_size, False)), timeout
+                self.run_blocking(lambda: self._timed_score(lane, scorer, prepare, body_size, False), slot=slot),
+                timeout,
             )
         finally:
-            lane.running -= 1
+            if not slot.in_thread:
+                slot.release()
 
     def _timed_score(self, lane: ModelLane, scorer: Scorer, prepare: PrepareFn, body_size: int,
                      inline: bool) -> Scored:
@@ -123,8 +125,9 @@ class Scheduler:
             self.running -= 1
         return scorer.finish(prepared, predictions)
 
-    async def run_blocking(self, fn: Callable[[], Any], counted: bool = True) -> Any:
-        """Run `fn` in a scoring thread; its slot is released when the thread finishes."""
+    async def run_blocking(self, fn: Callable[[], Any], counted: bool = True, slot: _LaneSlot | None = None) -> Any:
+        """Run `fn` in a scoring thread; its slot (and its model's `slot`) is released when the
+        thread finishes."""
         loop = asyncio.get_running_loop()
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -132,27 +135,31 @@ class Scheduler:
             )
         if counted:
             self.running += 1
+        if slot is not None:
+            slot.in_thread = True
 
         def job() -> Any:
             try:
                 return fn()
             finally:
                 if counted:
-                    loop.call_soon_threadsafe(self._release)
+                    loop.call_soon_threadsafe(self._release, slot)
 
         future = self._executor.submit(job)
         try:
             return await asyncio.wrap_future(future)
         finally:
             if future.cancel() and counted:  # never started: `job` will not release its slot
-                self.running -= 1
+                self._release(slot)
 
     async def run_uncounted(self, fn: Callable[[], Any]) -> Any:
         """For the batcher: the requests in a batch already hold their slots."""
         return await self.run_blocking(fn, counted=False)
 
-    def _release(self) -> None:
+    def _release(self, slot: _LaneSlot | None = None) -> None:
         self.running -= 1
+        if slot is not None:
+            slot.release()
 
     async def with_timeout(self, work: Any, seconds: float | None = None) -> Any:
         try:
@@ -161,3 +168,19 @@ class Scheduler:
             raise PredictionTimeout(
                 f"Request processing time exceeded the limit of {self.timeout_seconds:g}s"
             ) from None
+
+
+class _LaneSlot:
+    """A request's hold on its model's concurrency: released when the request ends, or, once it
+    is handed to a thread, when the thread does (a prediction past its 504 still counts)."""
+
+    def __init__(self, lane: ModelLane) -> None:
+        self.lane = lane
+        self.in_thread = False
+        self._held = True
+        lane.running += 1
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self.lane.running -= 1

@@ -9,7 +9,7 @@ from sigserve.codecs.json_encode import encode_json
 from sigserve.codecs.limits import DecodeLimits
 from sigserve.codecs.protocol import DecodedRequest, Incoming, ModelInterface
 from sigserve.codecs.v2.decode import FORMAT, decode_v2
-from sigserve.codecs.v2.encode import encode_v2_response
+from sigserve.codecs.v2.encode import encode_v2_response, output_name
 
 
 class V2Codec:
@@ -20,7 +20,7 @@ class V2Codec:
         decoded = decode_v2(request.body, model.input_schema, limits)
         encode = functools.partial(
             encode_v2_response, model_name=request.model_name, model_version=request.model_version,
-            request_id=decoded.id, wanted=decoded.outputs, default_name=model.output_name,
+            request_id=decoded.id, wanted=decoded.outputs, default_name=output_name(model.output_schema),
         )
         return DecodedRequest(decoded.decoded, encode)
 

@@ -162,7 +162,7 @@ class ScoringApp:
 
     def choose(self, target: ScoringPath, headers: dict[bytes, bytes]) -> Chosen:
         """The served model a scoring request names, its version by path or `X-Model-Alias`, and
-        the traffic policy's draw; in memory (with `--max-loaded-models`, held until released)."""
+        the traffic policy's draw (under `--max-loaded-models`, `score_route` then loads it)."""
         group, served = self.models.find(target.model, target.version)
         shadow = None
         if served is None:

@@ -12,10 +12,11 @@
 #   PIP_INDEX_URL     package index for the build stage only (unset: the base image's pip
 #                     configuration, else PyPI)
 #
-# Runtime contract: listens on 0.0.0.0:8080, runs as uid/gid 10001, downloads into
-# /var/cache/sigserve, works with a read-only root filesystem given writable /tmp and
-# /var/cache/sigserve. Configure `sigserve serve` by environment: MODEL_URI,
-# MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN, SIGSERVE_WORKERS, SIGSERVE_PORT, SIGSERVE_TIMEOUT,
+# Runtime contract: listens on 0.0.0.0:8080 and, for the V2 gRPC API, 8081 (SIGSERVE_GRPC_PORT,
+# 0 = off), runs as uid/gid 10001, downloads into /var/cache/sigserve, works with a read-only
+# root filesystem given writable /tmp and /var/cache/sigserve. Configure `sigserve serve` by
+# environment: MODEL_URI, MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN, SIGSERVE_WORKERS,
+# SIGSERVE_PORT, SIGSERVE_GRPC_PORT, SIGSERVE_TIMEOUT,
 # SIGSERVE_RELOAD_INTERVAL, SIGSERVE_MAX_BODY_BYTES, SIGSERVE_MAX_CONCURRENCY,
 # SIGSERVE_LOG_LEVEL, SIGSERVE_LOG_FORMAT, SIGSERVE_ACCESS_LOG, SIGSERVE_BATCH_MAX_SIZE,
 # SIGSERVE_BATCH_MAX_WAIT_MS. Arguments after the image name are passed to `sigserve serve`.
@@ -60,7 +61,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     SIGSERVE_CACHE_DIR=/var/cache/sigserve
 USER 10001:10001
 WORKDIR /home/sigserve
-EXPOSE 8080
+EXPOSE 8080 8081
 # python, not curl: slim images have no curl. HTTPS when SIGSERVE_TLS_CERT is set.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('SIGSERVE_TLS_CERT')); c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen('%s://127.0.0.1:%s/ping' % ('https' if tls else 'http', os.environ.get('SIGSERVE_PORT', '8080')), timeout=4, context=c if tls else None)"]

@@ -162,12 +162,13 @@ build_image() {  # build_image TAG CONTEXT
 }
 
 # run_and_check NAME IMAGE [podman run options…]: start it the way the Helm chart does (read-only
-# root, writable /tmp and cache), then check /ping, a scoring request, the user, the HEALTHCHECK
-# and a clean SIGTERM stop.
+# root, writable /tmp and cache), then check /ping, a scoring request, gRPC health, the user, the
+# HEALTHCHECK and a clean SIGTERM stop.
 run_and_check() {
     local name="$1" image="$2"; shift 2
-    local port volume t0=$SECONDS
+    local port grpc_port volume t0=$SECONDS
     port="$(free_port)"
+    grpc_port="$(free_port)"  # host network: not the default 8081, which something else may hold
     volume="$name-cache"
     "${PODMAN[@]}" volume create "$volume" >/dev/null
     VOLUMES+=("$volume")
@@ -176,7 +177,7 @@ run_and_check() {
     # for the image's HEALTHCHECK; the check is run by hand below instead
     "${PODMAN[@]}" run -d --name "$name" --network host "${ULIMITS[@]}" \
         --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,mode=1777 \
-        -v "$volume:/var/cache/sigserve" -e "SIGSERVE_PORT=$port" "$@" "$image" \
+        -v "$volume:/var/cache/sigserve" -e "SIGSERVE_PORT=$port" -e "SIGSERVE_GRPC_PORT=$grpc_port" "$@" "$image" \
         >/dev/null 2>>"$WORK/podman-$name.log" || { cat "$WORK/podman-$name.log" >&2; die "podman run $name failed"; }
 
     local url="http://127.0.0.1:$port" deadline=$(( SECONDS + 120 ))
@@ -197,6 +198,14 @@ run_and_check() {
     case "$response" in *'"predictions"'*) ;; *) die "$name: unexpected response: $response" ;; esac
     echo "   POST /invocations -> ${response:0:160}"
     echo "   $(grep -i '^x-model-version:' "$WORK/headers-$name" | tr -d '\r')"
+
+    # what the chart's gRPC probes ask: grpc.health.v1 for the server ("") and the inference service
+    "$PYTHON" -c 'import sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as hg
+stub = hg.HealthStub(grpc.insecure_channel("127.0.0.1:" + sys.argv[1]))
+statuses = [stub.Check(h.HealthCheckRequest(service=s), timeout=10).status for s in ("", "inference.GRPCInferenceService")]
+sys.exit(statuses != [h.HealthCheckResponse.SERVING] * 2)' "$grpc_port" \
+        || { "${PODMAN[@]}" logs "$name" >&2; die "$name: grpc.health.v1 on port $grpc_port is not SERVING"; }
+    echo "   gRPC on port $grpc_port: grpc.health.v1 SERVING"
 
     local uid
     uid="$("${PODMAN[@]}" exec "$name" id -u)"

@@ -17,6 +17,9 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+# Servers started by tests serve no gRPC unless a test asks (--grpc-port): many run at once, and
+# the default port 8081 is one port.
+os.environ.setdefault("SIGSERVE_GRPC_PORT", "0")
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///" + str(Path(__file__).parent / ".mlflow-unused.db"))
 warnings.filterwarnings("ignore", category=UserWarning)
 sys.path.insert(0, str(Path(__file__).parent))

@@ -186,8 +186,9 @@ class SigserveServer:
         self.log_path = Path(tempfile.mkdtemp(prefix="sigserve-test-")) / "server.log"
 
     def command(self) -> list[str]:
+        grpc = [] if any(flag.startswith("--grpc-port") for flag in self.extra) else ["--grpc-port", "0"]
         return [sys.executable, "-m", "sigserve", "serve", "-m", self.model_path,
-                "-h", "127.0.0.1", "-p", str(self.port), *self.extra]
+                "-h", "127.0.0.1", "-p", str(self.port), *grpc, *self.extra]
 
     def start(self, timeout: float = 60.0, attempts: int = 3) -> SigserveServer:
         return self.launch().wait_ready(timeout, attempts)
@@ -306,6 +307,15 @@ def same_json(left: Any, right: Any, rel: float = 1e-9) -> bool:
 
 
 BLOCK_MLFLOW = "import sys; sys.modules['mlflow'] = None; from sigserve.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+class ConfigServer(SigserveServer):
+    """`sigserve serve --config FILE` instead of `-m PATH`: the models and traffic come from the file."""
+
+    def command(self) -> list[str]:
+        command = super().command()
+        at = command.index("serve") + 1  # its `-m PATH`
+        return [*command[:at], "--config", self.model_path, *command[at + 2:]]
 
 
 class SigserveWithoutMlflow(SigserveServer):

@@ -476,7 +476,8 @@ def test_image_healthcheck_speaks_https_and_needs_no_token(setup):
 
 def serve_refused(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SIGSERVE_")}
-    command = [sys.executable, "-m", "sigserve", "serve", "-m", str(DEMO_MODEL_DIR), "-p", str(free_port()), *args]
+    command = [sys.executable, "-m", "sigserve", "serve", "-m", str(DEMO_MODEL_DIR), "-p", str(free_port()),
+               "--grpc-port", "0", *args]
     return subprocess.run(command, env={**base, **(env or {})}, capture_output=True, text=True, timeout=30,
                           check=False)
 

@@ -111,7 +111,7 @@ def check_contract(final: dict[str, object]) -> None:
     assert env["SIGSERVE_CACHE_DIR"] == "/var/cache/sigserve"
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert final["USER"] == "10001:10001", "numeric, so runAsNonRoot can check it"
-    assert final["EXPOSE"] == "8080"
+    assert final["EXPOSE"].split() == ["8080", "8081"], "HTTP, and the V2 gRPC API (--grpc-port's default)"
     assert final["ENTRYPOINT"] == ["/opt/venv/bin/sigserve", "serve"]
     health = final["HEALTHCHECK"]
     assert health[0] == "/opt/venv/bin/python" and health[1] == "-c", "python, not curl"

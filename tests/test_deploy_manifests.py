@@ -31,6 +31,7 @@ SECURE = DEPLOY / "overlays" / "secure"
 MULTI = DEPLOY / "overlays" / "multi-model"
 COMPONENTS = DEPLOY / "components"
 KSERVE = DEPLOY / "kserve"
+GRPC_PORT = 8081  # sigserve's --grpc-port default (MLServer's), SIGSERVE_GRPC_PORT
 SERVER_DRAIN_EXTRA_SECONDS = 5  # the server drains for up to its request timeout plus 5 s
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(
@@ -113,11 +114,19 @@ def pre_stop_seconds(container: dict) -> int:
     return int(command[1])
 
 
-def assert_sigserve_container(container: dict, env: dict, port: int | str, scheme: str | None = None) -> None:
-    """What any pod running sigserve needs, whatever wrote it (probes over HTTPS with TLS on)."""
+def assert_sigserve_container(container: dict, env: dict, port: int | str, scheme: str | None = None,
+                              grpc: bool = True) -> None:
+    """What any pod running sigserve needs, whatever wrote it (probes over HTTPS with TLS on); with
+    `grpc`, the gRPC port declared and set (SIGSERVE_GRPC_PORT), else neither."""
     assert env["SIGSERVE_HOST"] == "0.0.0.0"
     assert env["SIGSERVE_PORT"] == "8080"
-    assert [(p["containerPort"], p.get("protocol", "TCP")) for p in container["ports"]] == [(8080, "TCP")]
+    ports = [(p["containerPort"], p.get("protocol", "TCP")) for p in container["ports"]]
+    if grpc:
+        assert ports == [(8080, "TCP"), (GRPC_PORT, "TCP")]
+        assert env["SIGSERVE_GRPC_PORT"] == str(GRPC_PORT)
+    else:
+        assert ports == [(8080, "TCP")]
+        assert env.get("SIGSERVE_GRPC_PORT", "0") in {"0", str(GRPC_PORT)}, "an undeclared port is the default or off"
     for kind, path in [("startupProbe", "/v2/health/live"), ("livenessProbe", "/v2/health/live"),
                        ("readinessProbe", "/v2/health/ready")]:
         expected = {"path": path, "port": port, **({"scheme": scheme} if scheme else {})}
@@ -151,6 +160,17 @@ def assert_registry_secret(env: dict, secret: str) -> None:
 def pod_volumes_cover_mounts(pod: dict, container: dict) -> None:
     names = {v["name"] for v in pod["volumes"]}
     assert {m["name"] for m in container["volumeMounts"]} <= names
+
+
+def assert_grpc_exposed(container: dict, service: dict) -> None:
+    """The Service reaches the container's gRPC port by name, marked as gRPC for meshes and
+    gateways; HTTP stays the Service's first port (80)."""
+    (grpc,) = [p for p in container["ports"] if p["containerPort"] == GRPC_PORT]
+    assert grpc["name"] == "grpc"
+    ports = service["spec"]["ports"]
+    assert ports[0]["port"] == 80 and ports[0]["targetPort"] == "http"
+    assert ports[1:] == [{"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP",
+                          "appProtocol": "grpc"}]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +224,8 @@ def test_base_deployment_file_follows_the_container_contract():
     assert "command" not in container and "args" not in container
     assert "MODEL_URI" not in env, "the base leaves the model to the overlay (or the image)"
     assert_sigserve_container(container, env, "http")
+    (service,) = load_docs(BASE / "service.yaml")
+    assert_grpc_exposed(container, service)
     assert_grace_covers_drain(pod, container, env)
     assert_registry_secret(env, "sigserve-registry")
     pod_volumes_cover_mounts(pod, container)
@@ -227,6 +249,7 @@ def test_base_builds_to_valid_manifests():
     assert container["image"] == "sigserve:0.1.0"
     assert container["envFrom"] == [{"configMapRef": {"name": kinds["ConfigMap"]["metadata"]["name"]}}]
     assert kinds["ConfigMap"]["metadata"]["name"].startswith("sigserve-config-"), "hashed, so edits roll the pods"
+    assert_grpc_exposed(container, kinds["Service"])
 
 
 @needs_kubectl
@@ -255,6 +278,7 @@ def test_example_overlay_builds_to_valid_manifests():
     assert_registry_secret(env, "sigserve-registry")
     pod_volumes_cover_mounts(pod, container)
     assert container["resources"]["requests"]["cpu"] == "2", "one CPU per worker"
+    assert_grpc_exposed(container, kinds["Service"])
 
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     hpa = kinds["HorizontalPodAutoscaler"]["spec"]
@@ -304,6 +328,30 @@ def test_secure_overlay_adds_auth_and_tls_to_the_base():
     assert certificate["secretName"] == "sigserve-tls"
     assert {Path(env["SIGSERVE_TLS_CERT"]).name, Path(env["SIGSERVE_TLS_KEY"]).name} == {"tls.crt", "tls.key"}
     assert kinds["Service"]["spec"]["ports"][0]["appProtocol"] == "https"
+    assert [p.get("appProtocol") for p in kinds["Service"]["spec"]["ports"]] == ["https", "grpc"]
+    assert [p["name"] for p in container["ports"]] == ["http", "grpc"]
+
+
+def build_with_components(tmp_path: Path, *components: str) -> list[dict]:
+    """The base with these components, built and validated."""
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(BASE, tmp_path)],
+        "components": [os.path.relpath(COMPONENTS / c, tmp_path) for c in components]}))
+    return kustomize(tmp_path)
+
+
+@needs_kubectl
+@pytest.mark.parametrize("components", [["no-grpc"], ["no-grpc", "tls"], ["tls", "no-grpc"]])
+def test_no_grpc_component_turns_grpc_off(components, tmp_path):
+    kinds = by_kind(build_with_components(tmp_path, *components))
+    (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = env_values(container)
+    assert env["SIGSERVE_GRPC_PORT"] == "0", "0 turns the server's gRPC port off"
+    assert_sigserve_container(container, env, "http", scheme="HTTPS" if "tls" in components else None, grpc=False)
+    assert [p["name"] for p in container["ports"]] == ["http"]
+    assert [(p["name"], p["port"]) for p in kinds["Service"]["spec"]["ports"]] == [("http", 80)]
+    assert kinds["Service"]["spec"]["ports"][0].get("appProtocol") == ("https" if "tls" in components else None)
 
 
 @needs_kubectl
@@ -383,6 +431,7 @@ def test_multi_model_overlay_mounts_its_models_yaml(tmp_path):
     assert config["models"][2]["name"] == "fraud"
     assert config["traffic"] == {"churn": {"policy": "canary", "share": 0.1, "sticky_header": "x-user-id"}}
     assert container["resources"]["limits"]["memory"] == "4Gi", "three models need more than one"
+    assert_grpc_exposed(container, kinds["Service"])
 
 
 @needs_kubectl
@@ -433,12 +482,17 @@ def kserve_objects() -> tuple[dict[str, dict], list[dict], dict[str, dict]]:
     return runtimes, services, config_maps
 
 
+# The protocols each runtime declares: HTTP (V2 REST) for all, gRPC (grpc-v2) for sigserve-grpc.
+RUNTIME_PROTOCOLS = {"sigserve": ["v2"], "sigserve-config": ["v2"], "sigserve-grpc": ["v2", "grpc-v2"]}
+
+
 def test_kserve_examples_cover_one_model_and_a_models_yaml():
-    """One runtime per way of running sigserve: a model at /mnt/models (or MODEL_URI), and a
-    models.yaml; each used by an example InferenceService."""
+    """One runtime per way of running sigserve: a model at /mnt/models (or MODEL_URI), a
+    models.yaml, and a model for gRPC clients; each used by an example InferenceService."""
     runtimes, services, _ = kserve_objects()
-    assert set(runtimes) == {"sigserve", "sigserve-config"}
+    assert set(runtimes) == set(RUNTIME_PROTOCOLS)
     assert {s["spec"]["predictor"]["model"]["runtime"] for s in services} == set(runtimes)
+    assert {s["spec"]["predictor"]["model"]["protocolVersion"] for s in services} == {"v2", "grpc-v2"}
 
 
 def merge_by(key: str, base: list[dict], override: list[dict]) -> list[dict]:
@@ -475,7 +529,7 @@ def pod_kserve_would_create(runtime: dict, isvc: dict) -> tuple[dict, dict]:
     return pod, container
 
 
-@pytest.mark.parametrize("name", ["sigserve", "sigserve-config"])
+@pytest.mark.parametrize("name", sorted(RUNTIME_PROTOCOLS))
 def test_serving_runtime_declares_what_kserve_needs(name):
     runtime = kserve_objects()[0][name]
     assert runtime["apiVersion"] == "serving.kserve.io/v1alpha1"
@@ -486,7 +540,7 @@ def test_serving_runtime_declares_what_kserve_needs(name):
         assert set(f) <= SUPPORTED_MODEL_FORMAT_FIELDS and isinstance(f.get("version", ""), str)
         assert f.get("priority", 1) >= 1
     assert {f["name"] for f in formats} == {"mlflow"}
-    assert spec["protocolVersions"] == ["v2"]
+    assert spec["protocolVersions"] == RUNTIME_PROTOCOLS[name]
     assert set(spec["protocolVersions"]) <= KSERVE_PROTOCOLS
     assert spec.get("multiModel", False) is False, "sigserve implements no ModelMesh / TrainedModel adapter"
     assert spec["annotations"]["prometheus.kserve.io/port"] == "8080"
@@ -497,11 +551,17 @@ def test_serving_runtime_declares_what_kserve_needs(name):
     assert container["image"].split("@")[0].rsplit(":", 1)[0].endswith("sigserve")
     assert "command" not in container, "the image's entrypoint (sigserve serve) must run"
     env = env_values(container)
-    assert_sigserve_container(container, env, 8080)
+    grpc = "grpc-v2" in spec["protocolVersions"]
+    assert_sigserve_container(container, env, 8080, grpc=grpc)
+    if grpc:
+        # KServe's convention: a container port named h2c is gRPC (the predictor Service gives
+        # it appProtocol kubernetes.io/h2c); the first port stays HTTP, the Service's port 80.
+        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http1", 8080), ("h2c", GRPC_PORT)]
     volumes = spec["volumes"]
-    if name == "sigserve":
-        assert any(f.get("autoSelect") for f in formats), "the default runtime for mlflow models"
+    if name in ("sigserve", "sigserve-grpc"):
+        assert any(f.get("autoSelect") for f in formats), "a default runtime for mlflow models"
         assert env["MODEL_URI"] == "/mnt/models", "where KServe's storage initializer puts the model"
+        assert env["SIGSERVE_MODEL_NAME"] == "{{.Name}}", "clients name the model after the InferenceService"
         assert "SIGSERVE_CONFIG" not in env
     else:
         assert not any(f.get("autoSelect") for f in formats), "used only when an InferenceService names it"
@@ -540,7 +600,7 @@ def test_inference_service_runs_on_the_sigserve_runtime(isvc, tmp_path):
     pod, container = pod_kserve_would_create(runtime, isvc)
     validate_k8s(pod, f"the pod for InferenceService {isvc['metadata']['name']}")
     env = env_values(container)
-    assert_sigserve_container(container, env, 8080)
+    assert_sigserve_container(container, env, 8080, grpc="grpc-v2" in runtime["spec"]["protocolVersions"])
     assert_grace_covers_drain(pod["spec"], container, env)
     pod_volumes_cover_mounts(pod["spec"], container)
     if "SIGSERVE_CONFIG" in env:
@@ -559,3 +619,73 @@ def test_inference_service_runs_on_the_sigserve_runtime(isvc, tmp_path):
         assert env["MODEL_URI"].startswith("models:/"), "without storageUri sigserve fetches the model itself"
         assert env["MLFLOW_TRACKING_URI"].startswith("http")
         assert_registry_secret(env, "mlflow-credentials")
+
+
+def predictor_service_kserve_would_create(isvc: dict, container: dict) -> dict:
+    """The predictor Service of a Standard (RawDeployment) InferenceService, as KServe's service
+    reconciler builds it from the container's ports: the first port is the Service's port 80,
+    each other port keeps its number, and a port named *grpc* or *h2c* gets appProtocol
+    kubernetes.io/h2c (pkg/controller/v1beta1/inferenceservice/reconcilers/service)."""
+    ports = []
+    for i, port in enumerate(container["ports"]):
+        name = port.get("name", "")  # a single port may go unnamed
+        service_port = {"name": name, "port": 80 if i == 0 else port["containerPort"],
+                        "targetPort": port["containerPort"], "protocol": port.get("protocol", "TCP")}
+        if "grpc" in name or "h2c" in name:
+            service_port["appProtocol"] = "kubernetes.io/h2c"
+        ports.append({k: v for k, v in service_port.items() if v != ""})
+    name = isvc["metadata"]["name"] + "-predictor"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": f"isvc.{name}"}, "ports": ports}}
+
+
+@pytest.mark.parametrize("isvc", kserve_objects()[1], ids=lambda d: d["metadata"]["name"])
+def test_predictor_service_reaches_http_and_grpc(isvc):
+    runtimes, _, _ = kserve_objects()
+    model = isvc["spec"]["predictor"]["model"]
+    _, container = pod_kserve_would_create(runtimes[model["runtime"]], isvc)
+    service = predictor_service_kserve_would_create(isvc, container)
+    validate_k8s(service, f"the predictor Service for InferenceService {isvc['metadata']['name']}")
+    ports = service["spec"]["ports"]
+    names = [p.get("name") for p in ports]
+    assert len(ports) == 1 or (all(names) and len(set(names)) == len(names)), \
+        "the API server wants a unique name on every port of a multi-port Service"
+    assert (ports[0]["port"], ports[0]["targetPort"]) == (80, 8080), "HTTP (V2 REST, /invocations) on port 80"
+    assert "appProtocol" not in ports[0]
+    if model["protocolVersion"] == "grpc-v2":
+        assert ports[1:] == [{"name": "h2c", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP",
+                              "appProtocol": "kubernetes.io/h2c"}]
+        mode = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
+        assert mode not in KNATIVE_MODES, "Knative serves one container port: gRPC and HTTP need Standard mode"
+    else:
+        assert len(ports) == 1
+
+
+def runtime_kserve_selects(runtimes: dict[str, dict], model: dict) -> str:
+    """The runtime KServe picks for a model that names none (ModelSpec.GetSupportingRuntimes):
+    a runtime whose autoSelect formats include the model's format and version and whose
+    protocolVersions include the model's (v1 by default), the highest priority first."""
+    protocol = model.get("protocolVersion", "v1")
+    wanted = model["modelFormat"]
+    candidates = []
+    for name, runtime in runtimes.items():
+        spec = runtime["spec"]
+        formats = [f for f in spec["supportedModelFormats"] if f.get("autoSelect")
+                   and f["name"] == wanted["name"] and wanted.get("version", f.get("version")) == f.get("version")]
+        if formats and not spec.get("multiModel", False) and protocol in spec.get("protocolVersions", [protocol]):
+            candidates.append((-(formats[0].get("priority") or 0), name))
+    assert candidates, f"no runtime takes {wanted} over {protocol}"
+    return min(candidates)[1]
+
+
+def test_kserve_selects_the_grpc_runtime_only_for_grpc():
+    """Installed together, the runtimes do not compete: an InferenceService naming no runtime gets
+    sigserve for v2 and sigserve-grpc for grpc-v2."""
+    runtimes, services, _ = kserve_objects()
+    for version in ("2", "3"):
+        model = {"modelFormat": {"name": "mlflow", "version": version}}
+        assert runtime_kserve_selects(runtimes, {**model, "protocolVersion": "v2"}) == "sigserve"
+        assert runtime_kserve_selects(runtimes, {**model, "protocolVersion": "grpc-v2"}) == "sigserve-grpc"
+    (grpc_isvc,) = [s for s in services if s["spec"]["predictor"]["model"]["protocolVersion"] == "grpc-v2"]
+    model = grpc_isvc["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime_kserve_selects(runtimes, {k: v for k, v in model.items() if k != "runtime"})

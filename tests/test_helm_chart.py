@@ -132,6 +132,21 @@ VALUE_SETS: dict[str, dict] = {
         "modelsConfig": {"existingConfigMap": "scoring-models", "key": "config.yaml"},
         "maxLoadedModels": 50,
     },
+    # gRPC (on by default): off, or with the kubelet's gRPC probes on a port of its own
+    "grpc-off": {
+        "model": {"uri": "models:/churn@champion"},
+        "grpc": {"enabled": False},
+        "serviceMonitor": {"enabled": True},
+    },
+    "grpc-probes": {
+        "model": {"uri": "models:/churn@champion"},
+        "grpc": {"port": 9000, "probes": True},
+        "service": {"type": "LoadBalancer", "grpcPort": 443, "grpcNodePort": 30443},
+        "probes": {"liveness": {"path": "/ping", "periodSeconds": 20, "timeoutSeconds": 2, "failureThreshold": 6},
+                   "readiness": {"path": "/health", "periodSeconds": 7, "timeoutSeconds": 4, "failureThreshold": 3,
+                                 "successThreshold": 2}},
+        "auth": {"enabled": True, "existingSecret": "churn-tokens", "metricsWithoutAuth": True},
+    },
 }
 MODELS_VALUE_SETS = {"models", "models-shadow", "existing-config-map"}
 MODELS_DIR = "/etc/sigserve/models"
@@ -216,6 +231,13 @@ BAD_VALUE_SETS: dict[str, tuple[str, dict]] = {
         "models": [{"uri": "models:/churn@a"}, {"uri": "models:/churn@b"}],
         "traffic": {"churn": {"policy": "canary", "share": 0.5, "sticky_header": "x user"}}}),
     "zero maxLoadedModels": ("maxLoadedModels", {"maxLoadedModels": 0}),
+    "privileged gRPC port": ("grpc.port", {"grpc": {"port": 443}}),
+    "gRPC port as a string": ("grpc.port", {"grpc": {"port": "8081"}}),
+    "gRPC off as a string": ("grpc.enabled", {"grpc": {"enabled": "false"}}),
+    "misspelt gRPC key": ("grpc", {"grpc": {"enable": False}}),
+    "gRPC probes without gRPC": ("grpc.probes", {"grpc": {"enabled": False, "probes": True}}),
+    "gRPC Service port out of range": ("service.grpcPort", {"service": {"grpcPort": 70000}}),
+    "gRPC nodePort out of range": ("service.grpcNodePort", {"service": {"type": "NodePort", "grpcNodePort": 8081}}),
 }
 
 
@@ -334,6 +356,8 @@ def test_every_manifest_validates_against_kubernetes(chart, schema, name):
     ("models", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ConfigMap"}),
     ("models-shadow", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ConfigMap"}),
     ("existing-config-map", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
+    ("grpc-off", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ServiceMonitor"}),
+    ("grpc-probes", {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
 ])
 def test_optional_objects_only_when_enabled(chart, name, expected):
     docs, _ = render(chart, VALUE_SETS[name])
@@ -352,11 +376,13 @@ def test_deployment_defaults_follow_the_container_contract(chart):
 
     assert c["image"] == f"sigserve:{chart.metadata['appVersion']}"
     assert "command" not in c and "args" not in c, "the image's entrypoint (sigserve serve) must run as is"
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]
 
     env = env_of(c)
     assert env["SIGSERVE_HOST"]["value"] == "0.0.0.0"
     assert env["SIGSERVE_PORT"]["value"] == "8080"
+    assert env["SIGSERVE_GRPC_PORT"]["value"] == "8081", "the gRPC port the container declares, whatever the image's default"
     assert env["SIGSERVE_LOG_FORMAT"]["value"] == "json"
     assert env["SIGSERVE_TIMEOUT"]["value"] == "60"
     assert env["SIGSERVE_MAX_BODY_BYTES"]["value"] == "67108864"
@@ -410,7 +436,9 @@ def test_deployment_defaults_follow_the_container_contract(chart):
     service = kinds["Service"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        {"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
     assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert kinds["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
     assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"] == FULLNAME
@@ -624,12 +652,14 @@ def test_tls_serves_probes_and_scrapes_over_https(chart):
     assert secret["items"] == [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
     assert env["SIGSERVE_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
     assert env["SIGSERVE_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
-    assert c["ports"] == [{"name": "https", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "https", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]
     for kind, path in [("startupProbe", "/v2/health/live"), ("livenessProbe", "/v2/health/live"),
                        ("readinessProbe", "/v2/health/ready")]:
         assert c[kind]["httpGet"] == {"path": path, "port": "https", "scheme": "HTTPS"}, kind
     assert kinds["Service"]["spec"]["ports"] == [
-        {"name": "https", "port": 80, "targetPort": "https", "protocol": "TCP", "appProtocol": "https"}]
+        {"name": "https", "port": 80, "targetPort": "https", "protocol": "TCP", "appProtocol": "https"},
+        {"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
     backend = kinds["Ingress"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["port"] == {"name": "https"}
     (endpoint,) = kinds["ServiceMonitor"]["spec"]["endpoints"]
@@ -665,6 +695,90 @@ def test_scrape_needs_a_token_when_auth_covers_metrics(chart):
         "name": "prometheus-scrape", "key": "token"}}})
     (endpoint,) = by_kind(docs)["ServiceMonitor"]["spec"]["endpoints"]
     assert endpoint["authorization"]["credentials"] == {"name": "prometheus-scrape", "key": "token"}
+
+
+# ---------------------------------------------------------------------------------------------
+# gRPC: the Open Inference Protocol's gRPC API and grpc.health.v1 on a port of their own
+
+HTTP_PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def test_grpc_is_exposed_by_default(chart):
+    docs, notes = render(chart, {})
+    kinds = by_kind(docs)
+    c = container(docs)
+    (grpc,) = [p for p in c["ports"] if p["name"] == "grpc"]
+    assert env_of(c)["SIGSERVE_GRPC_PORT"]["value"] == str(grpc["containerPort"]) == "8081"
+    (service_port,) = [p for p in kinds["Service"]["spec"]["ports"] if p["name"] == "grpc"]
+    assert service_port["targetPort"] == grpc["name"] and service_port["appProtocol"] == "grpc"
+    for kind in HTTP_PROBES:
+        assert set(c[kind]) & {"httpGet", "grpc"} == {"httpGet"}, "HTTP probes unless grpc.probes"
+    assert f"port-forward svc/{FULLNAME} 8081:8081" in notes
+    assert f"{FULLNAME}.{NAMESPACE}.svc.cluster.local:8081" in notes
+    assert "import tritonclient.grpc" in notes and "headers=" not in notes, "no auth: no token metadata"
+
+
+def test_grpc_off_leaves_no_port_or_probe(chart):
+    docs, notes = render(chart, VALUE_SETS["grpc-off"])
+    kinds = by_kind(docs)
+    c = container(docs)
+    assert env_of(c)["SIGSERVE_GRPC_PORT"]["value"] == "0", "0 turns the server's gRPC port off"
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert kinds["Service"]["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    for kind in HTTP_PROBES:
+        assert "grpc" not in c[kind] and c[kind]["httpGet"]["port"] == "http", kind
+    (endpoint,) = kinds["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["port"] == "http"
+    assert "gRPC" not in notes and "8081" not in json.dumps(docs) + notes
+
+
+def test_grpc_probes_keep_the_http_probes_timings(chart):
+    values = VALUE_SETS["grpc-probes"]
+    docs, notes = render(chart, values)
+    kinds = by_kind(docs)
+    c = container(docs)
+    assert env_of(c)["SIGSERVE_GRPC_PORT"]["value"] == "9000"
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "grpc", "containerPort": 9000, "protocol": "TCP"}]
+    http = container(render(chart, {**values, "grpc": {"port": 9000, "probes": False}})[0])
+    for kind, timings, service in (("livenessProbe", values["probes"]["liveness"], ""),
+                                   ("readinessProbe", values["probes"]["readiness"], "inference.GRPCInferenceService")):
+        # the kubelet's own gRPC probe: a grpc.health.v1 Check on a port number (a gRPC probe
+        # takes no port name); "" is the server (live), the inference service its readiness
+        assert c[kind]["grpc"] == {"port": 9000, "service": service}, kind
+        assert "httpGet" not in c[kind], kind
+        assert {k: v for k, v in c[kind].items() if k != "grpc"} == \
+            {k: v for k, v in http[kind].items() if k != "httpGet"}, f"{kind}: the same timings as over HTTP"
+        assert {k: c[kind][k] for k in timings if k != "path"} == {k: v for k, v in timings.items() if k != "path"}
+    assert c["startupProbe"] == http["startupProbe"], "the startup probe stays on HTTP"
+    assert c["startupProbe"]["httpGet"]["port"] == "http"
+    assert kinds["Service"]["spec"]["ports"][1] == {
+        "name": "grpc", "port": 443, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc", "nodePort": 30443}
+    assert "nodePort" not in kinds["Service"]["spec"]["ports"][0], "service.nodePort is unset"
+    assert f"get svc {FULLNAME} -o jsonpath='{{.status.loadBalancer.ingress[0].ip}}'):443" in notes
+    assert "is_server_ready(headers={'authorization': 'Bearer $TOKEN'})" in notes
+    assert "grpc.health.v1 needs none" in notes
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"grpc": {"port": 8080}}, "grpc.port and server.port are both 8080"),
+    ({"server": {"port": 9000}, "grpc": {"port": 9000}}, "grpc.port and server.port are both 9000"),
+    ({"service": {"grpcPort": 80}}, "service.grpcPort and service.port are both 80"),
+    ({"tls": {"enabled": True, "existingSecret": "churn-tls"}, "grpc": {"probes": True}},
+     "which the kubelet's gRPC probe cannot speak"),
+])
+def test_grpc_values_the_template_refuses(chart, values, message):
+    chart.validate_schema(values)
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render(chart, values)
+
+
+def test_grpc_off_frees_its_ports(chart):
+    """With gRPC off, its port numbers may be the HTTP ones: nothing listens on them."""
+    docs, _ = render(chart, {"grpc": {"enabled": False, "port": 8080}, "service": {"grpcPort": 80}})
+    assert env_of(container(docs))["SIGSERVE_GRPC_PORT"]["value"] == "0"
+    for doc in docs:
+        validate_k8s(doc, "grpc off")
 
 
 # ---------------------------------------------------------------------------------------------

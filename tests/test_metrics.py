@@ -9,8 +9,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from helpers import SigserveServer, metric_samples
 from prometheus_client import values
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from sigserve.server import metrics as metrics_module
@@ -143,13 +146,14 @@ def test_every_method_in_one_process(single_process: None) -> None:
     s = parse(metrics)
 
     assert series(s, "sigserve_requests_total") == {
-        labels(status="200", format="json", model="iris"): 1,
-        labels(status="400", format="csv", model=""): 1,
+        labels(status="200", format="json", model="iris", protocol="rest"): 1,
+        labels(status="400", format="csv", model="", protocol="rest"): 1,
     }
-    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", model="iris", le="0.0025") == 0
-    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", model="iris", le="0.005") == 1
-    assert value(s, "sigserve_request_duration_seconds_bucket", format="csv", model="", le="30.0") == 1
-    assert value(s, "sigserve_request_duration_seconds_sum", format="csv", model="") == pytest.approx(0.2)
+    rest = {"protocol": "rest"}
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", model="iris", le="0.0025", **rest) == 0
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="json", model="iris", le="0.005", **rest) == 1
+    assert value(s, "sigserve_request_duration_seconds_bucket", format="csv", model="", protocol="rest", le="30.0") == 1
+    assert value(s, "sigserve_request_duration_seconds_sum", format="csv", model="", **rest) == pytest.approx(0.2)
     assert value(s, "sigserve_request_rows_bucket", le="1.0") == 0
     assert value(s, "sigserve_request_rows_bucket", le="10.0") == 1
     assert value(s, "sigserve_request_rows_bucket", le="100000.0") == 1
@@ -195,14 +199,14 @@ def test_two_models_each_have_their_series_and_unloading_one_keeps_the_other(sin
     assert model_info(s) == {("iris", "iris", "3", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}
     assert series(s, "sigserve_model_load_seconds") == {labels(model="iris"): 0.5, labels(model="wine"): 1.25}
     requests = {
-        labels(status="200", format="json", model="iris"): 2,
-        labels(status="200", format="json", model="wine"): 1,
-        labels(status="400", format="csv", model="wine"): 1,
-        labels(status="404", format="json", model=""): 1,
+        labels(status="200", format="json", model="iris", protocol="rest"): 2,
+        labels(status="200", format="json", model="wine", protocol="rest"): 1,
+        labels(status="400", format="csv", model="wine", protocol="rest"): 1,
+        labels(status="404", format="json", model="", protocol="rest"): 1,
     }
     assert series(s, "sigserve_requests_total") == requests
-    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="iris") == 2
-    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="wine") == 1
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="iris", protocol="rest") == 2
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="wine", protocol="rest") == 1
 
     metrics.model_loaded("iris", "iris", "4", "champion", 0.5)  # a reload of one model leaves the other
     assert model_info(parse(metrics)) == {("iris", "iris", "4", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}
@@ -225,15 +229,15 @@ def test_two_models_across_workers_and_unloading_one_in_a_worker(shared_dir: Pat
     )
     renderer = Metrics()
     requests = {
-        labels(status="200", format="json", model="iris"): 1,
-        labels(status="200", format="json", model="wine"): 1,
-        labels(status="200", format="csv", model="wine"): 1,
-        labels(status="404", format="json", model=""): 1,
+        labels(status="200", format="json", model="iris", protocol="rest"): 1,
+        labels(status="200", format="json", model="wine", protocol="rest"): 1,
+        labels(status="200", format="csv", model="wine", protocol="rest"): 1,
+        labels(status="404", format="json", model="", protocol="rest"): 1,
     }
     s = parse(renderer)
     assert model_info(s) == {("iris", "iris", "3", "champion"): 1, ("wine", "wine-clf", "7", ""): 1}  # b serves wine
     assert series(s, "sigserve_requests_total") == requests
-    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="wine") == 1
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="wine", protocol="rest") == 1
 
     mark_process_dead(b)
     s = parse(renderer)
@@ -260,11 +264,11 @@ def test_workers_are_summed_and_dead_workers_leave_live_gauges(shared_dir: Path)
     renderer = Metrics()  # the test process is a worker too, with nothing recorded
     s = parse(renderer)
     assert series(s, "sigserve_requests_total") == {
-        labels(status="200", format="json", model="iris"): 2,
-        labels(status="400", format="json", model="iris"): 1,
-        labels(status="200", format="csv", model="iris"): 1,
+        labels(status="200", format="json", model="iris", protocol="rest"): 2,
+        labels(status="400", format="json", model="iris", protocol="rest"): 1,
+        labels(status="200", format="csv", model="iris", protocol="rest"): 1,
     }
-    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="iris") == 3
+    assert value(s, "sigserve_request_duration_seconds_count", format="json", model="iris", protocol="rest") == 3
     assert value(s, "sigserve_request_rows_bucket", le="10.0") == 2
     assert value(s, "sigserve_request_rows_count") == 3
     assert value(s, "sigserve_in_flight_requests") == 1 + 0 + 2
@@ -279,7 +283,7 @@ def test_workers_are_summed_and_dead_workers_leave_live_gauges(shared_dir: Path)
     s = parse(renderer)
     assert value(s, "sigserve_in_flight_requests") == 2
     assert model_versions(s) == {"1": 0, "2": 1}  # b reloaded away from it
-    assert value(s, "sigserve_requests_total", status="200", format="json", model="iris") == 2
+    assert value(s, "sigserve_requests_total", status="200", format="json", model="iris", protocol="rest") == 2
     assert value(s, "sigserve_request_rows_count") == 3
 
     mark_process_dead(b)
@@ -287,7 +291,7 @@ def test_workers_are_summed_and_dead_workers_leave_live_gauges(shared_dir: Path)
     s = parse(renderer)
     assert value(s, "sigserve_in_flight_requests") == 0
     assert model_versions(s) == {}
-    assert value(s, "sigserve_requests_total", status="200", format="csv", model="iris") == 1
+    assert value(s, "sigserve_requests_total", status="200", format="csv", model="iris", protocol="rest") == 1
 
 
 def test_preloading_master_claims_no_model_version(shared_dir: Path) -> None:
@@ -301,7 +305,8 @@ def test_preloading_master_claims_no_model_version(shared_dir: Path) -> None:
     assert model_versions(parse(renderer)) == {"1": 0, "2": 1}
     mark_process_dead(second)
     assert model_versions(parse(renderer)) == {}  # the live master holds no model series
-    assert series(parse(renderer), "sigserve_requests_total") == {labels(status="200", format="json", model="iris"): 2}
+    assert series(parse(renderer), "sigserve_requests_total") == {
+        labels(status="200", format="json", model="iris", protocol="rest"): 2}
 
 
 def test_storage_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,4 +355,89 @@ def test_mark_process_dead_without_a_directory_leaves_the_live_series(single_pro
     metrics.request_finished(200, "json", 0.01, 2, "iris")
     after = parse(metrics)
     assert value(after, "sigserve_in_flight_requests") == 0
-    assert series(after, "sigserve_requests_total") == {labels(status="200", format="json", model="iris"): 1}
+    assert series(after, "sigserve_requests_total") == {
+        labels(status="200", format="json", model="iris", protocol="rest"): 1}
+
+
+def test_openmetrics_accept_gets_the_openmetrics_format(single_process: None) -> None:
+    metrics = Metrics()
+    metrics.request_started()
+    metrics.request_finished(200, "json", 0.01, 3, "iris")
+    body, content_type = metrics.render("application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5")
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    families = {family.name: family for family in openmetrics_families(body.decode())}
+    assert body.endswith(b"# EOF\n")
+    requests = families["sigserve_requests"]
+    assert requests.type == "counter"
+    assert [s.value for s in requests.samples if s.name == "sigserve_requests_total"] == [1.0]
+    for accept in (None, "", "text/plain", "*/*", "application/json"):
+        body, content_type = metrics.render(accept)
+        assert content_type.startswith("text/plain; version=0.0.4"), accept
+        assert b"# EOF" not in body
+
+
+# --------------------------------------------------------------------------- real servers
+
+
+@pytest.fixture(scope="module")
+def failing_and_working(models: dict[str, Path]) -> Iterator[SigserveServer]:
+    """One model whose predict always raises, one that answers, with the same signature."""
+    with SigserveServer(models["fails"], "-m", str(models["series_out"])) as server:
+        yield server
+
+
+ONE_COLUMN_BODIES = [
+    ("application/json", {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}),
+    ("application/json", {"dataframe_records": [{"x": 1.0}, {"x": 2.0}]}),
+    ("application/json", {"instances": [{"x": 1.0}, {"x": 2.0}]}),
+    ("application/json", {"inputs": {"x": [1.0, 2.0]}}),
+    ("application/json; format=pandas-records", [{"x": 1.0}, {"x": 2.0}]),
+    ("application/json; format=pandas-split", {"columns": ["x"], "data": [[1.0], [2.0]]}),
+    ("text/csv", "x\n1.0\n2.0\n"),
+]
+V2_BODY = {"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, 2.0]}]}
+
+
+def _format_counts(url: str, model: str) -> dict[tuple[str, str], float]:
+    """(status, format) -> sigserve_requests_total of one served model."""
+    counts: dict[tuple[str, str], float] = {}
+    for (name, sample_labels), count in metric_samples(url).items():
+        found = dict(sample_labels)
+        if name == "sigserve_requests_total" and found.get("model") == model:
+            counts[(found["status"], found["format"])] = counts.get((found["status"], found["format"]), 0) + count
+    return counts
+
+
+@pytest.mark.parametrize(("content_type", "body"), ONE_COLUMN_BODIES + [("v2", V2_BODY)])
+def test_a_request_the_model_raised_on_is_counted_with_its_decoded_format(failing_and_working, content_type, body):
+    """The same body to the model that answers and to the one that raises: the same format label."""
+    server = failing_and_working
+    labels_seen = {}
+    for model, status in (("series_out", "200"), ("fails", "400")):
+        before = _format_counts(server.url, model)
+        if content_type == "v2":
+            response = httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
+        else:
+            content = body if isinstance(body, str) else json.dumps(body)
+            response = httpx.post(f"{server.url}/invocations/{model}", content=content,
+                                  headers={"Content-Type": content_type}, timeout=30)
+        assert response.status_code == int(status), response.text
+        after = _format_counts(server.url, model)
+        grown = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+        assert len(grown) == 1 and next(iter(grown.values())) == 1, grown
+        (seen_status, seen_format), = grown
+        assert seen_status == status
+        labels_seen[model] = seen_format
+    assert labels_seen["fails"] == labels_seen["series_out"], labels_seen
+    assert labels_seen["fails"] not in ("json", "other"), labels_seen
+
+
+def test_openmetrics_accept_on_a_real_server(failing_and_working) -> None:
+    url = failing_and_working.url + "/metrics"
+    openmetrics = httpx.get(url, headers={"Accept": "application/openmetrics-text; version=1.0.0"}, timeout=10)
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert openmetrics.text.endswith("# EOF\n")
+    assert any(family.name == "sigserve_requests" for family in openmetrics_families(openmetrics.text))
+    plain = httpx.get(url, timeout=10)
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# EOF" not in plain.text

@@ -3,22 +3,29 @@ server, so a body the server scores validates against the request schema and a r
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
+from helpers import SigserveServer
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from sigserve.codecs.protocol import Incoming
+from sigserve.codecs.v2.codec import V2
 from sigserve.errors import SigserveError
 from sigserve.loaders.loader import load_model
 from sigserve.model.mlmodel import read_mlmodel
 from sigserve.scoring import Scorer
-from sigserve.server.openapi import docs_html, openapi_document
+from sigserve.server.openapi import docs_html, many_models_document, openapi_document
 
 DOC_URI = "urn:sigserve:openapi"
 INVOCATIONS = ("paths", "/invocations", "post")
@@ -299,3 +306,150 @@ def test_docs_page_loads_swagger_ui_for_the_document():
     odd = docs_html("/x?a=1&b=</script>", title="<model>")
     assert "<title>&lt;model&gt;</title>" in odd
     assert "</script>\"" not in odd and 'href="/x?a=1&amp;b=&lt;/script&gt;"' in odd
+
+
+# --------------------------------------------------------------------------- the Open Inference Protocol
+
+V2_PATHS = {
+    "/v2": "get", "/v2/repository/index": "post", "/v2/models/stats": "get",
+    "/v2/models/{model_name}": "get", "/v2/models/{model_name}/ready": "get",
+    "/v2/models/{model_name}/infer": "post", "/v2/models/{model_name}/config": "get",
+    "/v2/models/{model_name}/stats": "get",
+    "/v2/models/{model_name}/versions/{model_version}": "get",
+    "/v2/models/{model_name}/versions/{model_version}/ready": "get",
+    "/v2/models/{model_name}/versions/{model_version}/infer": "post",
+    "/v2/models/{model_name}/versions/{model_version}/config": "get",
+    "/v2/models/{model_name}/versions/{model_version}/stats": "get",
+}
+V2_INFER = ("paths", "/v2/models/{model_name}/infer", "post")
+V2_REQUEST = (*V2_INFER, "requestBody", "content", "application/json", "schema")
+V2_RESPONSE = (*V2_INFER, "responses", "200", "content", "application/json", "schema")
+IRIS_V2 = {"inputs": [{"name": name, "shape": [2], "datatype": "FP64", "data": [5.1, 6.2]} for name in IRIS]}
+
+
+def test_no_json_schema_dialect_other_than_openapis_own(models):
+    """Swagger UI 5 shows a warning, and reads no schema as JSON Schema, when `jsonSchemaDialect`
+    is not OpenAPI 3.1's base dialect; left out, it is that dialect."""
+    doc = document(models, "sklearn_skops")
+    assert doc.get("jsonSchemaDialect", "https://spec.openapis.org/oas/3.1/dialect/base") == (
+        "https://spec.openapis.org/oas/3.1/dialect/base")
+
+
+def test_v2_routes_are_documented_with_their_schemas(models, scorer):
+    doc = document(models, "sklearn_skops")
+    for path, method in V2_PATHS.items():
+        operation = doc["paths"][path][method]
+        assert operation["tags"] == ["v2"] and operation["operationId"].startswith("v2"), path
+        if "{model_name}" in path:
+            name = next(p for p in operation["parameters"] if p["name"] == "model_name")
+            assert name["schema"]["enum"] == ["sklearn_skops"]
+        if path != "/v2":  # errors in the protocol's shape
+            errors = [r for status, r in operation["responses"].items() if status.startswith("4")]
+            assert all(r["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/V2Error"}
+                       for r in errors), path
+    infer = doc["paths"]["/v2/models/{model_name}/infer"]["post"]
+    assert "Inference-Header-Content-Length" in infer["description"]
+    assert "binary_data_size" in infer["description"]
+    assert "application/octet-stream" in infer["requestBody"]["content"]
+    assert "Inference-Header-Content-Length" in [p["name"] for p in infer["parameters"]]
+    # A request the server scores validates; its answer validates against the response schema.
+    request = validator(doc, V2_REQUEST)
+    assert request.is_valid(IRIS_V2)
+    assert not request.is_valid({"inputs": [{"name": "x", "data": [1]}]})  # no shape, no datatype
+    assert not request.is_valid({"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT", "data": [1]}]})
+    served = scorer("sklearn_skops")
+    incoming = Incoming(json.dumps(IRIS_V2).encode(), "application/json", "sklearn_skops", "local")
+    answer = json.loads(served.run(served.prepare_request(V2, incoming)).body)
+    assert validator(doc, V2_RESPONSE).is_valid(answer), answer
+    assert not validator(doc, V2_RESPONSE).is_valid({"outputs": []})
+    error = validator(doc, ("components", "schemas", "V2Error"))
+    assert error.is_valid({"error": "Model 'x' is not served here"}) and not error.is_valid({"message": "x"})
+
+
+def test_many_models_document_names_every_model_on_v2_paths(models):
+    documents = [(key, document(models, key, name=key)) for key in ("sklearn_skops", "echo")]
+    doc = many_models_document(documents)
+    validate(doc)
+    for path in V2_PATHS:
+        if "{model_name}" in path:
+            operation = next(iter(doc["paths"][path].values()))
+            name = next(p for p in operation["parameters"] if p["name"] == "model_name")
+            assert name["schema"]["enum"] == ["sklearn_skops", "echo"]
+    assert not any(component.split(".", 1)[-1].startswith("V2") and "." in component
+                   for component in schemas(doc)), "V2 schemas are shared, not copied per model"
+
+
+# --------------------------------------------------------------------------- the document and the server agree
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
+@pytest.fixture(scope="module")
+def server(models: dict[str, Path]):
+    with SigserveServer(models["sklearn_skops"], "-m", str(models["echo"])) as running:
+        yield running
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{model_name}", "sklearn_skops").replace("{model_version}", "local").replace(
+        "{name}", "echo")
+
+
+def test_every_documented_route_answers_and_other_methods_get_405_with_its_allow(server):
+    """Each path of the served document, V2 and Triton's `…/config`/`…/stats` included: its
+    documented methods are routed (no 404/405), every other one is a 405 in the protocol's JSON
+    error shape whose `Allow` lists exactly the documented methods (GET's HEAD included)."""
+    doc = httpx.get(server.url + "/openapi.json", timeout=10).json()
+    validate(doc)
+    assert set(V2_PATHS) <= set(doc["paths"])
+    for path, item in doc["paths"].items():
+        url = server.url + _concrete(path)
+        documented = {method.upper() for method in item}
+        for method in documented:
+            response = httpx.request(method, url, json={}, timeout=30)
+            assert response.status_code not in (404, 405), (method, path, response.status_code, response.text)
+        allowed = documented | ({"HEAD"} if "GET" in documented else set())
+        for method in set(METHODS) - documented:
+            response = httpx.request(method, url, content=b"{}", timeout=30)
+            assert response.status_code == 405, (method, path, response.status_code)
+            assert response.headers["content-type"].startswith("application/json")
+            body = response.json()
+            if path.startswith("/v2"):
+                assert set(body) == {"error"} and method in body["error"], (path, body)
+            else:
+                assert body["error_code"] == "BAD_REQUEST" and method in body["message"], (path, body)
+            assert {m.strip() for m in response.headers["allow"].split(",")} == allowed, (method, path)
+
+
+# --------------------------------------------------------------------------- the docs page, offline
+
+
+def test_docs_page_loads_only_assets_sigserve_serves(server):
+    page = httpx.get(server.url + "/docs", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
+    assets = re.findall(r'(?:src|href)="(/docs/static/[^"]+)"', page.text)
+    assert {urlsplit(asset).path.rsplit("/", 1)[1] for asset in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    assert "validatorUrl: null" in page.text  # no badge fetched from the online validator
+    content_types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for asset in assets:
+        response = httpx.get(server.url + html.unescape(asset), timeout=10)
+        assert response.status_code == 200, asset
+        suffix = Path(urlsplit(asset).path).suffix
+        assert response.headers["content-type"].startswith(content_types[suffix]), asset
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "max-age=" in response.headers["cache-control"]
+        assert len(response.content) > 100
+        again = httpx.get(server.url + html.unescape(asset), headers={"If-None-Match": response.headers["etag"]},
+                          timeout=10)
+        assert again.status_code == 304 and again.content == b""
+    bundle = httpx.get(server.url + "/docs/static/swagger-ui-bundle.js", timeout=10)
+    assert b"SwaggerUIBundle" in bundle.content
+    assert httpx.head(server.url + "/docs/static/swagger-ui.css", timeout=10).status_code == 200
+    # Only those files, by name: nothing else of the package, no path to the filesystem.
+    for name in ("index.html", "..%2F..%2F..%2Fetc%2Fpasswd", "..%2Fswagger-ui.css", "%2e%2e",
+                 "%2e%2e%2fswagger-ui.css", "swagger-ui-bundle.js.map", "swagger-initializer.js"):
+        response = httpx.get(f"{server.url}/docs/static/{name}", timeout=10)
+        assert response.status_code == 404, name
+        assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+        assert "root:" not in response.text

@@ -41,7 +41,7 @@ class DemoServer(SigserveServer):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "sigserve", "demo", "--model-name", "foo",
-                "-h", "127.0.0.1", "-p", str(self.port)]
+                "-h", "127.0.0.1", "-p", str(self.port), "--grpc-port", "0"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -257,7 +257,7 @@ def test_unknown_name_404_is_short() -> None:
 def test_cannot_serve_error_masks_the_password(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SIGSERVE_"))}
     result = subprocess.run([sys.executable, "-m", "sigserve", "serve", "-m", "https://user:hunter2@example.invalid/m",
-                             "-h", "127.0.0.1", "-p", "0"], capture_output=True, text=True, cwd=tmp_path,
+                             "-h", "127.0.0.1", "-p", "0", "--grpc-port", "0"], capture_output=True, text=True, cwd=tmp_path,
                             env=env, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "cannot serve https://user:***@example.invalid/m" in result.stderr

@@ -22,7 +22,16 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REQUIREMENTS, SigserveServer, metric_samples, mlflow_sqlite_tracking, run_cli, total, wait_for
+from helpers import (
+    REQUIREMENTS,
+    ConfigServer,
+    SigserveServer,
+    metric_samples,
+    mlflow_sqlite_tracking,
+    run_cli,
+    total,
+    wait_for,
+)
 
 from sigserve.manager.traffic import TrafficPolicy
 from sigserve.server.shadow import Comparison, compare
@@ -97,14 +106,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             client.set_registered_model_alias(name, "champion", "1")
             client.set_registered_model_alias(name, "challenger", "2")
         yield {"uri": uri, "client": client, "root": root}
-
-
-class ConfigServer(SigserveServer):
-    """`sigserve serve --config FILE`: the models and traffic come from the file."""
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "sigserve", "serve", "--config", self.model_path,
-                "-h", "127.0.0.1", "-p", str(self.port), *self.extra]
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +212,18 @@ def test_shadow_on_v2_infer_is_compared_too(servers) -> None:
     assert wait_for(lambda: delta(shadow_totals(url, NAME), before)["compared"] == 1, 30)
     counts = delta(shadow_totals(url, NAME), before)
     assert (counts["identical"], counts["different"], counts["abs_difference"]) == (2, 2, pytest.approx(1.0))
+
+
+def test_shadow_on_v2_binary_tensor_data_is_compared_too(servers) -> None:
+    """The challenger decodes the same binary body (its JSON header length goes with it)."""
+    url = servers["shadow"].url
+    before = shadow_totals(url, NAME)
+    header = b'{"inputs": [{"name": "x", "shape": [4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}]}'
+    answer = httpx.post(f"{url}/v2/models/{NAME}/infer", content=header + np.array(X, "<f8").tobytes(),
+                        headers={"Inference-Header-Content-Length": str(len(header))}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == CHAMPION, answer.text
+    assert wait_for(lambda: delta(shadow_totals(url, NAME), before)["compared"] == 1, 30)
+    assert delta(shadow_totals(url, NAME), before)["failed"] == 0
 
 
 def test_a_failing_challenger_is_counted_and_the_champion_still_answers(servers) -> None:

@@ -89,7 +89,7 @@ def test_all_outputs_without_a_filter_and_unknown_outputs_refused(spec_model: Si
 
 def test_server_and_model_metadata_and_readiness(spec_model: SigserveServer) -> None:
     server = httpx.get(spec_model.url + "/v2").json()
-    assert server["name"] == "sigserve" and server["version"] and server["extensions"] == []
+    assert server["name"] == "sigserve" and server["version"] and "binary_tensor_data" in server["extensions"]
     metadata = httpx.get(spec_model.url + "/v2/models/spec_example").json()
     assert metadata["name"] == "spec_example" and metadata["versions"] == ["local"]
     assert metadata["inputs"] == [{"name": "input0", "datatype": "UINT32", "shape": [-1, 2]},

@@ -36,9 +36,10 @@ from sigserve.native_threads import (
     limit_native_threads,
     threads_for,
 )
-from sigserve.server.settings import ConnectionLimits, ServerSettings
+from sigserve.server.settings import ConnectionLimits, GrpcListener, ServerSettings
 
 DEFAULT_RELOAD_SECONDS = 30.0
+DEFAULT_GRPC_PORT = 8081
 MODEL_URI_ENV = "MODEL_URI"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -93,6 +94,10 @@ def _serve_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> No
                         help="bind address (default $SIGSERVE_HOST, else 127.0.0.1)")
     parser.add_argument("-p", "--port", type=int, default=_env("PORT", 5000),
                         help="port (default $SIGSERVE_PORT, else 5000)")
+    parser.add_argument("--grpc-port", type=int, default=_env("GRPC_PORT", DEFAULT_GRPC_PORT),
+                        help="port of the Open Inference Protocol's gRPC service (and grpc.health.v1), on the "
+                             f"same host, served by every worker (default $SIGSERVE_GRPC_PORT, else {DEFAULT_GRPC_PORT}, "
+                             "as MLServer; 0 turns it off)")
     parser.add_argument("-w", "--workers", type=int, default=_env("WORKERS", 1),
                         help="worker processes (default $SIGSERVE_WORKERS, else 1)")
     parser.add_argument(
@@ -280,6 +285,11 @@ def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
                         "max-loaded-models": args.max_loaded_models}.items():
         if value < 0:
             parser.error(f"--{flag} must not be negative, got {value:g}")
+    for flag, value in {"port": args.port, "grpc-port": args.grpc_port}.items():
+        if not 0 <= value <= 65535:
+            parser.error(f"--{flag} must be a port number from 0 to 65535, got {value}")
+    if args.grpc_port and args.grpc_port == args.port:
+        parser.error(f"--grpc-port {args.grpc_port} is the HTTP port too: give gRPC a port of its own (0: no gRPC)")
 
 
 def _check_models(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -345,6 +355,7 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
 
     auth = BearerAuth.from_config(args.auth_token_file, args.metrics_without_auth)  # before the slow part
     sources = _source_settings(args)
+    tls = TlsFiles.from_flags(args.tls_cert, args.tls_key)
     server = ServerSettings(
         timeout_seconds=args.timeout,
         max_body_bytes=args.max_body_bytes,
@@ -355,13 +366,14 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
         connections=connection_limits(args, args.timeout),
         decode_limits=DecodeLimits(args.max_rows, args.max_columns, args.max_decoded_bytes),
         auth=auth,
+        grpc=GrpcListener(args.host, args.grpc_port, tls) if args.grpc_port else None,
     )
     return ServeSettings(
         models=args.serve_config or ServeConfig([]), sources=sources, server=server,
         host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
         native_threads=threads_for(args.native_threads, args.workers), reload_interval=args.reload_interval,
         allow_failing_example=args.allow_failing_example, max_loaded_models=args.max_loaded_models,
-        tls=TlsFiles.from_flags(args.tls_cert, args.tls_key),
+        tls=tls,
     )
 
 
@@ -370,6 +382,13 @@ def _serve(settings: ServeSettings, demo: bool = False, demo_name: str | None = 
     from sigserve.server.metrics import Metrics, prepare_multiprocess_dir
     from sigserve.server.run import run_server
 
+    if settings.server.grpc is not None:  # before the slow part: a taken port is found at once
+        from sigserve.server.grpc_server import check_port_free
+
+        problem = check_port_free(settings.server.grpc)
+        if problem is not None:
+            print(f"sigserve: {problem}", file=sys.stderr)
+            return 2
     if demo:
         demo_spec = ModelSpec(ensure_demo_registered(settings.sources), demo_name)
         settings = dataclasses.replace(settings, models=ServeConfig([demo_spec]))
@@ -406,6 +425,9 @@ def _log_start(settings: ServeSettings, models: ModelSet, residency: ResidentMod
     log.info("listening on %s://%s:%d (%d worker%s, %d native thread%s each)",
              "https" if settings.tls else "http", settings.host, settings.port, settings.workers,
              "" if settings.workers == 1 else "s", threads, "" if threads == 1 else "s")
+    if settings.server.grpc is not None:
+        log.info("gRPC (inference.GRPCInferenceService, grpc.health.v1) on %s:%d%s", settings.host,
+                 settings.server.grpc.port, " with TLS" if settings.tls else "")
     if settings.server.auth is not None:
         log.info("%s", settings.server.auth.describe())
 

@@ -4,7 +4,8 @@ Like `mlflow models generate-dockerfile`. The URI is resolved as `serve` resolve
 are downloaded), and DIR gets:
 
     Dockerfile                  multi-stage; the runtime stage is the contract of sigserve's own
-                                image (0.0.0.0:8080, uid 10001, /var/cache/sigserve, HEALTHCHECK)
+                                image (0.0.0.0:8080, gRPC on 8081, uid 10001, /var/cache/sigserve,
+                                HEALTHCHECK)
                                 with MODEL_URI=/opt/model
     model/                      a copy of the model directory, baked in at /opt/model
     install/requirements.txt    the model's pip requirements; `mlflow` itself is left out when
@@ -381,12 +382,13 @@ def _dockerfile_text(resolved: ResolvedModel, base_image: str, sigserve_spec: st
 # Model: {described.replace(chr(10), ' ')}, baked in at {BAKED_MODEL_PATH}.
 #
 #   podman build --format docker -t IMAGE .      (or: docker build -t IMAGE .)
-#   podman run --rm -p 8080:8080 IMAGE
+#   podman run --rm -p 8080:8080 -p 8081:8081 IMAGE      (8081: the V2 gRPC API)
 #
 # Build args: BASE_IMAGE (a Python >= 3.10 image with `python3 -m venv`), PIP_INDEX_URL (build stage
-# only). The runtime stage is sigserve's image contract: listens on 0.0.0.0:8080, runs as uid/gid
-# 10001, downloads into /var/cache/sigserve, read-only root filesystem given writable /tmp and
-# /var/cache/sigserve, `sigserve serve` configured by SIGSERVE_* environment variables.
+# only). The runtime stage is sigserve's image contract: listens on 0.0.0.0:8080 and, for the V2
+# gRPC API, 8081 (SIGSERVE_GRPC_PORT, 0 = off), runs as uid/gid 10001, downloads into
+# /var/cache/sigserve, read-only root filesystem given writable /tmp and /var/cache/sigserve,
+# `sigserve serve` configured by SIGSERVE_* environment variables.
 
 ARG BASE_IMAGE={base_image}
 
@@ -418,7 +420,7 @@ ENV PATH=/opt/venv/bin:$PATH \\
     MODEL_URI={BAKED_MODEL_PATH}
 USER 10001:10001
 WORKDIR /home/sigserve
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
     CMD ["/opt/venv/bin/python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('SIGSERVE_TLS_CERT')); c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen('%s://127.0.0.1:%s/ping' % ('https' if tls else 'http', os.environ.get('SIGSERVE_PORT', '8080')), timeout=4, context=c if tls else None)"]
 ENTRYPOINT ["/opt/venv/bin/sigserve", "serve"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +13,28 @@ from typing import Any
 from sigserve.codecs.base import Decoded
 from sigserve.codecs.limits import DEFAULT_LIMITS, DecodeLimits
 from sigserve.codecs.mlflow.codec import MLFLOW
-from sigserve.codecs.protocol import Codec, Incoming, ModelInterface
+from sigserve.codecs.protocol import Codec, Encoded, Incoming, ModelInterface
 from sigserve.enforce import enforce_input, enforce_params
 from sigserve.errors import BadRequest, PredictionError, SigserveError
 from sigserve.loaders.loader import LoadedModel
 from sigserve.redact import without_paths
 
 logger = logging.getLogger("sigserve.scoring")
+_now = time.perf_counter_ns
+
+
+class Phases:
+    """When a request reached each step (`time.perf_counter_ns`; 0: never), for Triton's
+    statistics and trace spans. The scheduler adds when it was handed over and its batch."""
+
+    __slots__ = ("submitted", "decode", "enforce", "prepared", "predict", "encode", "done", "batch_size",
+                 "first_in_batch")
+
+    def __init__(self, decode: int) -> None:
+        self.submitted = self.enforce = self.prepared = self.predict = self.encode = self.done = 0
+        self.decode = decode
+        self.batch_size = 0  # rows of the merged predict it was part of; 0: not batched
+        self.first_in_batch = True  # the request that counts that predict once
 
 
 @dataclass(frozen=True)
@@ -28,8 +44,9 @@ class Prepared:
     model_input: Any
     params: dict[str, Any] | None
     format: str
-    encode: Callable[[Any], bytes]
+    encode: Callable[[Any], bytes | Encoded]
     unified_llm: bool = False
+    phases: Phases | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,8 @@ class Scored:
     format: str
     rows: int | None
     predictions: Any = None  # what the model returned, for comparing a shadow version's
+    answer: Encoded | None = None  # a non-JSON answer's media type and headers (V2 binary tensors)
+    phases: Phases | None = None
 
 
 class Scorer:
@@ -85,8 +104,13 @@ class Scorer:
         return self.run(self.prepare(content_type, body, limits))
 
     def run(self, prepared: Prepared) -> Scored:
+        phases = prepared.phases
+        if phases is not None:
+            phases.predict = _now()
         with unexpected_as(PredictionError, "The model failed to predict on this input"):
             predictions = self._call_model(prepared)
+        if phases is not None:
+            phases.encode = _now()
         return self.finish(prepared, predictions)
 
     def _call_model(self, prepared: Prepared) -> Any:
@@ -101,20 +125,26 @@ class Scorer:
 
     def prepare_request(self, codec: Codec, request: Incoming, limits: DecodeLimits = DEFAULT_LIMITS) -> Prepared:
         """Decode with the protocol's codec and enforce the signature; the answer is the codec's."""
+        phases = Phases(_now())
         with unexpected_as(BadRequest, "Could not read the request body"):
             decoded_request = codec.decode(request, self.interface, limits)
         decoded = decoded_request.decoded
+        phases.enforce = _now()
         if decoded.unified_llm:
-            return self._prepare_unified_llm(decoded, decoded_request.encode)
-        model_input, params = self._enforce_decoded(decoded)
-        return Prepared(model_input, params, decoded.format, decoded_request.encode)
+            prepared = self._prepare_unified_llm(decoded, decoded_request.encode, phases)
+        else:
+            model_input, params = self._enforce_decoded(decoded)
+            prepared = Prepared(model_input, params, decoded.format, decoded_request.encode, phases=phases)
+        phases.prepared = _now()
+        return prepared
 
-    def _prepare_unified_llm(self, decoded: Decoded, encode: Callable[[Any], bytes]) -> Prepared:
+    def _prepare_unified_llm(self, decoded: Decoded, encode: Callable[[Any], bytes | Encoded],
+                             phases: Phases) -> Prepared:
         """MLflow enforces these itself, against its chat schemas: they go to MLflow's own predict.
         A natively loaded model without a signature gets the dict as MLflow would hand it over."""
         if self.model.predict_unified_llm is None and self.input_schema is None:
             params = self._enforce_decoded(Decoded(decoded.data, decoded.params, decoded.format))[1]
-            return Prepared(decoded.data.value, params, decoded.format, encode)
+            return Prepared(decoded.data.value, params, decoded.format, encode, phases=phases)
         if self.model.predict_unified_llm is None:
             error = BadRequest(
                 "A top-level 'messages', 'prompt' or 'input' key makes this a unified LLM request, "
@@ -124,7 +154,7 @@ class Scorer:
             )
             error.payload_format = decoded.format
             raise error
-        return Prepared(decoded.data.value, decoded.params, decoded.format, encode, unified_llm=True)
+        return Prepared(decoded.data.value, decoded.params, decoded.format, encode, unified_llm=True, phases=phases)
 
     def _enforce_decoded(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         try:
@@ -135,8 +165,13 @@ class Scorer:
 
     def finish(self, prepared: Prepared, predictions: Any) -> Scored:
         with unexpected_as(PredictionError, "The model's predictions could not be encoded as JSON"):
-            body = prepared.encode(predictions)
-        return Scored(body, prepared.format, _row_count(prepared.model_input), predictions)
+            encoded = prepared.encode(predictions)
+        body, answer = (encoded.body, encoded) if isinstance(encoded, Encoded) else (encoded, None)
+        phases = prepared.phases
+        if phases is not None:
+            phases.done = _now()
+        return Scored(body, prepared.format, _row_count(prepared.model_input), predictions, phases=phases,
+                      answer=answer)
 
     def enforce(self, decoded: Decoded) -> tuple[Any, dict[str, Any] | None]:
         with unexpected_as(BadRequest, "The input does not match the model signature"):

@@ -89,6 +89,15 @@ Cross-field rules the JSON schema cannot express.
 {{- if and .Values.serviceMonitor.enabled (include "sigserve.metricsNeedToken" .) (not .Values.serviceMonitor.bearerTokenSecret.key) }}
 {{- fail "auth.enabled covers /metrics, so the ServiceMonitor needs a token: set serviceMonitor.bearerTokenSecret.key (a Secret key holding one of the accepted tokens), or auth.metricsWithoutAuth=true" }}
 {{- end }}
+{{- if and .Values.grpc.enabled (eq (int .Values.grpc.port) (int .Values.server.port)) }}
+{{- fail (printf "grpc.port and server.port are both %d: gRPC needs a port of its own" (int .Values.server.port)) }}
+{{- end }}
+{{- if and .Values.grpc.enabled (eq (int .Values.service.grpcPort) (int .Values.service.port)) }}
+{{- fail (printf "service.grpcPort and service.port are both %d: the Service needs one port for HTTP and another for gRPC" (int .Values.service.port)) }}
+{{- end }}
+{{- if and .Values.grpc.probes .Values.tls.enabled }}
+{{- fail "grpc.probes with tls.enabled: the gRPC port then serves TLS, which the kubelet's gRPC probe cannot speak; keep the HTTPS probes (grpc.probes=false)" }}
+{{- end }}
 {{- include "sigserve.validateModels" . }}
 {{- end }}
 

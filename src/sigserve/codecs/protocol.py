@@ -30,6 +30,18 @@ class Incoming:
     content_type: str | None = None
     model_name: str = ""
     model_version: str = ""
+    parsed: Any = None  # the request already parsed by its transport (gRPC's ModelInferRequest)
+    binary_header_length: str | None = None  # V2's Inference-Header-Content-Length, as sent
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An answer that is not a JSON document (V2's binary tensor data): its body, media type and
+    the headers that say how to read it."""
+
+    body: bytes
+    content_type: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(slots=True)
@@ -38,7 +50,7 @@ class DecodedRequest:
     `id` and requested outputs, MLflow's unwrapped answer to a unified LLM payload)."""
 
     decoded: Decoded
-    encode: Callable[[Any], bytes]
+    encode: Callable[[Any], bytes | Encoded]  # JSON bytes, or an Encoded answer
 
 
 class Codec(Protocol):

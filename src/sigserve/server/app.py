@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -18,7 +19,8 @@ from sigserve.errors import BodyTooLarge, ModelUnavailable, SigserveError
 from sigserve.manager.fleet import ModelSet, ServedModel
 from sigserve.manager.lru import ResidentModels
 from sigserve.manager.servable import Servable
-from sigserve.scoring import Prepared, Scorer
+from sigserve.scoring import Phases, Prepared, Scorer
+from sigserve.server import tracing
 from sigserve.server.access_log import AccessLog, request_id_of
 from sigserve.server.connections import READ_TIMED_OUT
 from sigserve.server.http_errors import error_headers, render_error
@@ -28,9 +30,15 @@ from sigserve.server.routes import starlette_app
 from sigserve.server.scheduler import ModelLane, Scheduler
 from sigserve.server.settings import ConnectionLimits, ServerSettings
 from sigserve.server.shadow import ShadowRunner
+from sigserve.server.stats import InferenceStats
+
+if TYPE_CHECKING:
+    from sigserve.server.grpc_server import GrpcServer
 
 JSON = b"application/json"
 MODEL_ALIAS_HEADER = b"x-model-alias"
+GRPC_GRACE_SECONDS = 5.0  # past the request timeout, for gRPC calls in flight at SIGTERM
+INFERENCE_HEADER_LENGTH = b"inference-header-content-length"  # V2 binary tensor data
 
 
 @dataclass(slots=True)
@@ -62,6 +70,10 @@ class ScoringApp:
         for served in models:
             self.add_lane(served)
         self.shadow = ShadowRunner(self.scheduler, metrics, self.settings.decode_limits, residency)
+        self.stats = InferenceStats(metrics.multiprocess_dir if metrics is not None else None)  # Triton's …/stats
+        self.tracer: tracing.Tracer | None = None  # set per worker in `started` when OTEL_* ask for traces
+        self.grpc: GrpcServer | None = None  # per worker, from `started` (--grpc-port)
+        tracing.warn_if_unavailable()
         self.routes = starlette_app(self)
 
     def add_lane(self, served: ServedModel) -> None:
@@ -95,14 +107,28 @@ class ScoringApp:
     def start_draining(self) -> None:
         """SIGTERM: readiness answers 503 from now on, while open connections are still served."""
         self.draining = True
+        if self.grpc is not None:  # new calls refused, those in flight finish
+            self.grpc.drain((self.timeout_seconds or 60.0) + GRPC_GRACE_SECONDS)
 
     def started(self) -> None:
+        self.tracer = tracing.start()
+        self.stats.start_publishing()
         self.scheduler.start()
+        if self.settings.grpc is not None:  # imported only when served: grpcio is not free
+            from sigserve.server.grpc_server import GrpcServer
+
+            self.grpc = GrpcServer(self, self.settings.grpc)
+            self.grpc.start()
         self.models.start_polling()
         if self.residency is not None:
             self.residency.start()
         elif self.metrics is not None:
             self.metrics.models_in_memory(len(self.models))
+
+    async def close_listeners(self) -> None:
+        """Before stopping: the gRPC server's calls in flight finish (it stops now if not draining)."""
+        if self.grpc is not None:
+            await self.grpc.stopped()
 
     def stopping(self) -> None:
         self.models.stop_polling()
@@ -110,6 +136,9 @@ class ScoringApp:
         if self.residency is not None:
             self.residency.stop()
         self.shadow.stop()
+        self.stats.stop_publishing()
+        if self.tracer is not None:
+            self.tracer.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,7 +217,11 @@ class ScoringApp:
         status, payload, rows, model_label = 499, b"", None, ""  # 499: a cancelled request (drain timeout)
         chosen: Chosen | None = None
         picked: Chosen | None = None
+        phases: Phases | None = None
+        error: Exception | None = None
+        decoded_format: str | None = None  # once decoded: the label of a request that fails after that
         headers = extra
+        media = JSON
         try:
             try:
                 picked = self.choose(target, request_headers)
@@ -198,41 +231,80 @@ class ScoringApp:
                     picked.servable = await self.residency.acquire(picked.served)
                 chosen = picked  # from here on released in `finally`
                 headers = [*extra, *chosen.servable.headers]
-                request = Incoming(body, content_type, chosen.served.name, chosen.servable.version)
+                binary_header = request_headers.get(INFERENCE_HEADER_LENGTH) if codec.name == "v2" else None
+                request = Incoming(body, content_type, chosen.served.name, chosen.servable.version,
+                                   binary_header_length=binary_header.decode("latin-1") if binary_header else None)
                 limits = self.settings.decode_limits
 
                 def prepare(scorer: Scorer) -> Prepared:
-                    return scorer.prepare_request(codec, request, limits)
+                    nonlocal decoded_format
+                    prepared = scorer.prepare_request(codec, request, limits)
+                    decoded_format = prepared.format
+                    return prepared
 
                 scoring_started = time.perf_counter()
                 scored = await self.scheduler.score(self.lanes[chosen.served.key], chosen.servable.scorer, prepare,
                                                     len(body))
                 status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
+                phases = scored.phases
+                if phases is not None:
+                    phases.submitted = round(scoring_started * 1e9)  # perf_counter's clock in ns
                 if chosen.compared and metrics is not None:  # a champion and challenger: latency per version
                     metrics.version_scored(model_label, chosen.servable.version,
                                            time.perf_counter() - scoring_started)
                 if chosen.shadow is not None:
                     self.shadow.submit(chosen.shadow, codec, request, scored, model_label)
+                if scored.answer is not None:  # not JSON: V2 binary tensor data
+                    media, headers = scored.answer.content_type, [*headers, *scored.answer.headers]
             except _ClientGone:
                 status, payload = 499, b""
                 if scope.get(READ_TIMED_OUT):  # the connection guard answered 408, closed and counted it
                     status = 408
             except Exception as exc:  # noqa: BLE001 - every error becomes a typed HTTP answer
                 status, payload = render_error(exc, codec)
+                error = exc
                 if isinstance(exc, ModelUnavailable):
                     model_label = exc.model
-                payload_format = getattr(exc, "payload_format", None) or (
+                payload_format = getattr(exc, "payload_format", None) or decoded_format or (
                     media_label(content_type) if payload_format == "json" else payload_format)
                 headers = [*headers, *((k.lower().encode(), v.encode()) for k, v in error_headers(exc).items())]
                 self._count_refusal(exc)
             if status != 499:
-                await _send_json(send, status, payload, headers)
+                await _send_json(send, status, payload, headers, media)
         finally:
             if chosen is not None and self.residency is not None:
                 self.residency.release(chosen.served)
+            elapsed = time.perf_counter() - started
             if metrics is not None:
-                metrics.request_finished(status, payload_format, time.perf_counter() - started, rows, model_label)
+                metrics.request_finished(status, payload_format, elapsed, rows, model_label)
+            if picked is not None:
+                self.record_inference(picked, status == 200, elapsed, rows, phases)
+            if self.tracer is not None:
+                self._trace(scope, started, status, picked, payload_format, rows, phases, error)
         return status, len(payload), chosen or picked
+
+    def record_inference(self, picked: Chosen, succeeded: bool, seconds: float, rows: int | None,
+                         phases: Phases | None) -> None:
+        """Triton's statistics (`…/stats`) for a scoring request of any protocol, REST or gRPC."""
+        if succeeded:
+            self.stats.succeeded(picked.served.name, picked.servable.version, seconds, phases, rows)
+        else:
+            self.stats.failed(picked.served.name, picked.servable.version, seconds)
+
+    def _trace(self, scope: Scope, started: float, status: int, picked: Chosen | None, payload_format: str,
+               rows: int | None, phases: Phases | None, error: Exception | None) -> None:
+        assert self.tracer is not None
+        path = scope["path"]
+        route = (("/invocations/{name}" if path != "/invocations" else path) if path.startswith("/invocations") else
+                 "/v2/models/{name}/versions/{version}/infer" if "/versions/" in path else "/v2/models/{name}/infer")
+        self.tracer.request(f"{scope['method']} {route}", self.tracer.context_from(scope["headers"]), started, {
+            "http.request.method": scope["method"], "http.route": route, "url.path": path,
+            "http.response.status_code": status, "sigserve.protocol": "rest", "sigserve.format": payload_format,
+            "sigserve.model": picked.served.name if picked is not None else None,
+            "sigserve.model.key": picked.served.key if picked is not None else None,
+            "sigserve.model.version": picked.servable.version if picked is not None else None,
+            "sigserve.rows": rows,
+        }, phases, error)
 
     async def _read_body(self, declared: bytes | None, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -262,9 +334,10 @@ class ScoringApp:
             self.metrics.rejected(error.rejection_reason)
 
 
-async def _send_json(send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _send_json(send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]],
+                     media: bytes = JSON) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", JSON), (b"content-length", b"%d" % len(payload)), *headers]})
+                "headers": [(b"content-type", media), (b"content-length", b"%d" % len(payload)), *headers]})
     await send({"type": "http.response.body", "body": payload})
 
 

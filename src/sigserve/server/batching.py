@@ -14,6 +14,7 @@ import functools
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sigserve.loaders.loader import LoadedModel
+from sigserve.scoring import Phases
 
 logger = logging.getLogger("sigserve.batching")
 
@@ -35,6 +37,7 @@ class _Request:
     model_input: Any
     rows: int
     future: asyncio.Future[Any]
+    phases: Phases | None = None
 
 
 @dataclass
@@ -65,23 +68,33 @@ class MicroBatcher:
         self.requests_batched = 0
         self.fallbacks = 0
 
-    async def predict(self, model: LoadedModel, model_input: Any, params: dict[str, Any] | None) -> Any:
-        """The model's prediction for this one (already enforced) request."""
+    async def predict(self, model: LoadedModel, model_input: Any, params: dict[str, Any] | None,
+                      phases: Phases | None = None) -> Any:
+        """The model's prediction for this one (already enforced) request; `phases` learns when
+        the predict it was part of ran, and with how many rows."""
         rows = _batchable_rows(model_input)
         key = _batch_key(model, model_input, params) if rows and rows < self.max_size else None
         if rows is None or key is None:
-            return await self._alone(model, model_input, params)
-        future = self._enqueue(key, model, model_input, rows, params)
+            return await self._alone(model, model_input, params, phases, rows)
+        future = self._enqueue(key, model, model_input, rows, params, phases)
         answer = await future
         if answer is _ALONE:
-            return await self._alone(model, model_input, params)
+            return await self._alone(model, model_input, params, phases, rows)
         return answer
 
-    async def _alone(self, model: LoadedModel, model_input: Any, params: dict[str, Any] | None) -> Any:
-        return await self._run_blocking(functools.partial(model.predict, model_input, params))
+    async def _alone(self, model: LoadedModel, model_input: Any, params: dict[str, Any] | None,
+                     phases: Phases | None = None, rows: int | None = None) -> Any:
+        if phases is None:
+            return await self._run_blocking(functools.partial(model.predict, model_input, params))
+        phases.predict, phases.batch_size, phases.first_in_batch = time.perf_counter_ns(), rows or 1, True
+        try:
+            return await self._run_blocking(functools.partial(model.predict, model_input, params))
+        finally:
+            phases.encode = time.perf_counter_ns()
 
     def _enqueue(
-        self, key: Hashable, model: LoadedModel, model_input: Any, rows: int, params: dict[str, Any] | None
+        self, key: Hashable, model: LoadedModel, model_input: Any, rows: int, params: dict[str, Any] | None,
+        phases: Phases | None = None,
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         batch = self._pending.get(key)
@@ -94,7 +107,7 @@ class MicroBatcher:
             batch = self._pending[key] = _Batch(key, loop, model, params)
             batch.timer = loop.call_later(self.max_wait_seconds, self._flush, batch)
         future: asyncio.Future[Any] = loop.create_future()
-        batch.requests.append(_Request(model_input, rows, future))
+        batch.requests.append(_Request(model_input, rows, future, phases))
         batch.rows += rows
         if batch.rows >= self.max_size:
             self._flush(batch)
@@ -118,6 +131,7 @@ class MicroBatcher:
         parts: list[Any] | None = None
         inputs, counts = [r.model_input for r in requests], [r.rows for r in requests]
         work = functools.partial(_predict_merged, model, inputs, counts, params)
+        started = time.perf_counter_ns()
         try:
             parts = await self._run_blocking(work)
         except Exception as exc:  # noqa: BLE001 - the requests alone will raise it to their callers
@@ -129,6 +143,7 @@ class MicroBatcher:
                 self.fallbacks += 1
                 _answer_alone(requests)
             else:
+                _record_batch(requests, started, time.perf_counter_ns())
                 for request, part in zip(requests, parts):
                     if not request.future.done():
                         request.future.set_result(part)
@@ -136,6 +151,14 @@ class MicroBatcher:
 
 async def _run_in_default_executor(fn: Callable[[], Any]) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+def _record_batch(requests: list[_Request], started: int, finished: int) -> None:
+    rows = sum(request.rows for request in requests)
+    for i, request in enumerate(requests):
+        if request.phases is not None:
+            phases = request.phases
+            phases.predict, phases.encode, phases.batch_size, phases.first_in_batch = started, finished, rows, i == 0
 
 
 def _answer_alone(requests: list[_Request]) -> None:

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every scraper reads
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 ROW_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -85,16 +84,17 @@ class Metrics:
         # Multiprocess metrics are collected from the files, so they join no registry.
         self.registry: CollectorRegistry | None = None if self.multiprocess_dir else CollectorRegistry()
         registry = self.registry
-        self._request_children: dict[tuple[int, str, str], tuple[Any, Any]] = {}
+        self._request_children: dict[tuple[int, str, str, str], tuple[Any, Any]] = {}
         self._version_children: dict[tuple[str, str], Any] = {}
         self._show_lock = threading.Lock()
         self.requests = Counter(
-            "sigserve_requests", "Scoring requests answered, by HTTP status, payload format and model.",
-            ["status", "format", "model"], registry=registry,
+            "sigserve_requests", "Scoring requests answered, by HTTP status (gRPC: the HTTP status of the same "
+            "answer over REST), payload format, model and protocol (rest, grpc).",
+            ["status", "format", "model", "protocol"], registry=registry,
         )
         self.request_seconds = Histogram(
             "sigserve_request_duration_seconds", "Time to answer a scoring request.",
-            ["format", "model"], buckets=DURATION_BUCKETS, registry=registry,
+            ["format", "model", "protocol"], buckets=DURATION_BUCKETS, registry=registry,
         )
         self.request_rows = Histogram(
             "sigserve_request_rows", "Rows in each scored request.", buckets=ROW_BUCKETS, registry=registry
@@ -178,16 +178,18 @@ class Metrics:
         self.in_flight.inc()
 
     def request_finished(
-        self, status: int, payload_format: str, seconds: float, rows: int | None, model: str = ""
+        self, status: int, payload_format: str, seconds: float, rows: int | None, model: str = "",
+        protocol: str = "rest",
     ) -> None:
-        """`model` is a served name (bounded by the configuration), "" for requests naming none."""
+        """`model` is a served name (bounded by the configuration), "" for requests naming none;
+        `protocol` is `rest` or `grpc`."""
         self.in_flight.dec()
-        key = (status, payload_format, model)
+        key = (status, payload_format, model, protocol)
         children = self._request_children.get(key)
         if children is None:  # `labels()` costs as much as the rest of this method; reuse its result
             children = self._request_children[key] = (
-                self.requests.labels(str(status), payload_format, model),
-                self.request_seconds.labels(payload_format, model),
+                self.requests.labels(str(status), payload_format, model, protocol),
+                self.request_seconds.labels(payload_format, model, protocol),
             )
         children[0].inc()
         children[1].observe(seconds)
@@ -257,18 +259,21 @@ class Metrics:
     def registry_error(self, model: str) -> None:
         self.registry_errors.labels(model).inc()
 
-    def render(self) -> tuple[bytes, str]:
-        """The exposition for GET /metrics: this registry, or every worker's files merged."""
-        from prometheus_client import CollectorRegistry, generate_latest
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition for GET /metrics: this registry, or every worker's files merged; in the
+        OpenMetrics format when the scraper's `Accept` asks for it, else the 0.0.4 text format."""
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.exposition import choose_encoder
 
+        encode, content_type = choose_encoder(accept or "")
         if self.registry is not None:
-            return generate_latest(self.registry), CONTENT_TYPE
+            return encode(self.registry), content_type
         from prometheus_client.multiprocess import MultiProcessCollector
 
         self._show_model_here()
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)
-        return generate_latest(registry), CONTENT_TYPE
+        return encode(registry), content_type
 
     def _show_model_here(self) -> None:
         if self.multiprocess_dir and self._shown_pid != os.getpid():

@@ -40,10 +40,14 @@ from sigserve.model.schema import (
     TensorSpec,
     ValueType,
 )
+from sigserve.server.docs_assets import asset_url
+from sigserve.server.openapi_v2 import SCHEMAS as V2_SCHEMAS
+from sigserve.server.openapi_v2 import TAG as V2_TAG
+from sigserve.server.openapi_v2 import v2_paths
 
+# No `jsonSchemaDialect`: the default, OpenAPI 3.1's base dialect (JSON Schema 2020-12 and OpenAPI's
+# vocabulary), is the one tools read; Swagger UI warns about any other.
 OPENAPI_VERSION = "3.1.0"
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
 
 JSON = "application/json"
 PARQUET = "application/vnd.apache.parquet"
@@ -118,18 +122,20 @@ def openapi_document(
     schemas["InvocationRequest"] = _request(formats)
     schemas["Predictions"] = _predictions(signature.outputs if signature else None)
     schemas["Error"] = _ERROR
+    schemas.update(V2_SCHEMAS)
     document = {
         "openapi": OPENAPI_VERSION,
-        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
         "info": _info(meta, title, version, alias),
         "tags": [
             {"name": "scoring", "description": "Predictions from the model"},
             {"name": "health", "description": "Liveness and readiness probes"},
             {"name": "model", "description": "What is being served"},
+            V2_TAG,
         ],
         "paths": {
             "/invocations": {"post": _invocations(meta, inputs, formats)},
             **_service_paths(meta, title, version, alias),
+            **v2_paths([title]),
         },
         "components": {"schemas": schemas},
     }
@@ -137,7 +143,8 @@ def openapi_document(
 
 
 def docs_html(openapi_url: str = "/openapi.json", title: str = "sigserve") -> str:
-    """Swagger UI from a CDN, as FastAPI serves it, so sigserve ships no JavaScript itself."""
+    """Swagger UI from sigserve's own `/docs/static/` (a package's files), so the page needs no
+    internet; no online validator either (`validatorUrl: null`)."""
     url_js = json.dumps(openapi_url).replace("<", "\\u003c")
     url_attr = html.escape(openapi_url, quote=True)
     return f"""<!DOCTYPE html>
@@ -146,13 +153,14 @@ def docs_html(openapi_url: str = "/openapi.json", title: str = "sigserve") -> st
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
+<link rel="stylesheet" href="{asset_url("swagger-ui.css")}">
+<link rel="icon" type="image/png" href="{asset_url("favicon-32x32.png")}">
 </head>
 <body>
 <noscript>Swagger UI needs JavaScript. The API description is at
 <a href="{url_attr}">{url_attr}</a>.</noscript>
 <div id="swagger-ui"></div>
-<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script src="{asset_url("swagger-ui-bundle.js")}"></script>
 <script>
 window.ui = SwaggerUIBundle({{
   url: {url_js},
@@ -160,6 +168,7 @@ window.ui = SwaggerUIBundle({{
   deepLinking: true,
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout",
+  validatorUrl: null,
 }});
 </script>
 </body>
@@ -610,13 +619,17 @@ def _metadata_example(meta: ModelMeta, name: str, version: str, alias: str | Non
 
 def many_models_document(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One document for several served models: the first model's, plus `POST /invocations/{name}`
-    for each model with its own request and answer schemas (components prefixed by its name)."""
+    for each model with its own request and answer schemas (components prefixed by its name); the
+    V2 paths, shared, name every model."""
     document = documents[0][1]
     document["info"]["title"] = "sigserve: " + ", ".join(name for name, _ in documents)
+    document["paths"].update(v2_paths([name for name, _ in documents]))
     schemas = document["components"]["schemas"]
     for name, model_document in documents:
         prefix = re.sub(r"[^A-Za-z0-9._-]", "_", name) + "."
-        renamed = _prefixed_refs(model_document["components"]["schemas"], prefix)
+        own = {component: schema for component, schema in model_document["components"]["schemas"].items()
+               if component not in V2_SCHEMAS}
+        renamed = _prefixed_refs(own, prefix)
         schemas.update({prefix + component: schema for component, schema in renamed.items()})
         operation = _prefixed_refs(model_document["paths"]["/invocations"]["post"], prefix)
         operation["operationId"] = f"invocations_{prefix[:-1]}"

@@ -19,10 +19,12 @@ from sigserve.codecs.v2.metadata import v2_model_metadata
 from sigserve.errors import SigserveError
 from sigserve.manager.fleet import ModelGroup, ModelSet, ServedModel
 from sigserve.manager.servable import Servable
+from sigserve.server.docs_assets import docs_static
 from sigserve.server.http_errors import MethodNotAllowedEndpoint, starlette_error
 from sigserve.server.metrics import Metrics
 from sigserve.server.paths import v2_model_path
 from sigserve.server.openapi import docs_html, many_models_document, openapi_document
+from sigserve.server.triton import ROUTES as TRITON_ROUTES
 
 JSON = "application/json"
 
@@ -35,6 +37,7 @@ class ServedApp(Protocol):
     draining: bool
 
     def started(self) -> None: ...
+    async def close_listeners(self) -> None: ...
     def stopping(self) -> None: ...
 
 
@@ -112,12 +115,16 @@ async def metrics(request: Request) -> Response:
     app = scoring_app(request)
     if app.metrics is None:
         raise HTTPException(404, "Metrics are off on this server")
-    body, content_type = app.metrics.render()
+    body, content_type = app.metrics.render(request.headers.get("accept"))
     return Response(body, media_type=content_type)
 
 
+# The Open Inference Protocol extensions served (Triton's names; `…/config`, `…/stats` in triton.py)
+V2_EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
+
+
 async def v2_server(request: Request) -> Response:
-    return JSONResponse({"name": "sigserve", "version": __version__, "extensions": []})
+    return JSONResponse({"name": "sigserve", "version": __version__, "extensions": V2_EXTENSIONS})
 
 
 def v2_target(request: Request) -> tuple[ModelGroup, ServedModel]:
@@ -168,11 +175,13 @@ ROUTES = [
     Route("/metadata", metadata, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/docs", docs, methods=["GET"]),
+    Route("/docs/static/{name}", docs_static, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/invocations", MethodNotAllowedEndpoint("POST")),  # POST is answered in app.py
     Route("/invocations/{name}", MethodNotAllowedEndpoint("POST")),
     Route("/v2", v2_server, methods=["GET"]),
     Route("/v2/repository/index", v2_repository_index, methods=["POST"]),
+    *TRITON_ROUTES,  # before /v2/models/{name}: `/v2/models/stats` is Triton's
     Route("/v2/models/{name}", v2_model, methods=["GET"]),
     Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
     Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
@@ -189,6 +198,7 @@ def starlette_app(app: ServedApp) -> Starlette:
         try:
             yield
         finally:
+            await app.close_listeners()
             app.stopping()
 
     starlette = Starlette(

@@ -120,7 +120,8 @@ class Scheduler:
         self.running += 1
         try:
             with unexpected_as(PredictionError, "The model failed to predict on this input"):
-                predictions = await batcher.predict(scorer.model, prepared.model_input, prepared.params)
+                predictions = await batcher.predict(scorer.model, prepared.model_input, prepared.params,
+                                                    prepared.phases)
         finally:
             self.running -= 1
         return scorer.finish(prepared, predictions)

@@ -10,6 +10,7 @@ from sigserve.codecs.limits import DecodeLimits
 
 if TYPE_CHECKING:
     from sigserve.server.auth import BearerAuth
+    from sigserve.server.tls import TlsFiles
 
 RESERVED_DESCRIPTORS = 64  # for the model's files, logs, the registry and metrics
 
@@ -33,6 +34,15 @@ class ConnectionLimits:
 
 
 @dataclass(frozen=True)
+class GrpcListener:
+    """Where the V2 gRPC service listens (`--grpc-port`), beside the HTTP port, in every worker."""
+
+    host: str
+    port: int
+    tls: TlsFiles | None = None  # the HTTP listener's certificate, when it serves HTTPS
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     timeout_seconds: float | None = 60.0
     max_body_bytes: int = 64 * 1024 * 1024
@@ -43,3 +53,4 @@ class ServerSettings:
     connections: ConnectionLimits = ConnectionLimits()
     decode_limits: DecodeLimits = DecodeLimits()  # rows, columns and decoded bytes per request
     auth: BearerAuth | None = None  # bearer tokens asked for every path but the probes; None: open
+    grpc: GrpcListener | None = None  # None: no gRPC (--grpc-port 0)

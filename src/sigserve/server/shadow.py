@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -141,7 +141,7 @@ class ShadowRunner:
         if not isinstance(servable, Servable):  # not in memory: loading now, for the next copies
             self._count(model, "dropped")
             return
-        shadow_request = Incoming(request.body, request.content_type, request.model_name, servable.version)
+        shadow_request = replace(request, model_version=servable.version)
         self.running += 1
         try:
             future = self._executor.submit(self._score, servable, codec, shadow_request, answered.predictions)

@@ -1,5 +1,5 @@
-"""KServe V2 over REST, both directions: named tensors in, `{"model_name", "outputs"}` out,
-errors as `{"error": message}`."""
+"""KServe V2 over REST, both directions: named tensors in (JSON, or the binary tensor data
+extension), `{"model_name", "outputs"}` out (binary outputs when asked), errors as `{"error": message}`."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ class V2Codec:
     default_format = FORMAT
 
     def decode(self, request: Incoming, model: ModelInterface, limits: DecodeLimits) -> DecodedRequest:
-        decoded = decode_v2(request.body, model.input_schema, limits)
+        decoded = decode_v2(request.body, model.input_schema, limits, request.binary_header_length)
         encode = functools.partial(
             encode_v2_response, model_name=request.model_name, model_version=request.model_version,
             request_id=decoded.id, wanted=decoded.outputs, default_name=output_name(model.output_schema),
+            binary_outputs=decoded.binary_outputs, binary_by_output=decoded.binary_by_output,
         )
         return DecodedRequest(decoded.decoded, encode)
 

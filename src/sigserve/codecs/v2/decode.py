@@ -1,42 +1,42 @@
-"""KServe V2 (Open Inference Protocol) inference requests, decoded to the same model data as
-`/invocations`: named inputs become table columns (column signatures) or tensors (tensor
-signatures), request `parameters` become params.
+"""KServe V2 (Open Inference Protocol) inference requests over REST: the JSON document, and the
+binary tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes, then each
+input's raw bytes in input order, sized by its `parameters.binary_data_size`).
 
-Each input's `data` (flat row-major or nested) must hold values of its declared `datatype`
-(integers in range, FP16/FP32 numbers finite in their type, booleans, strings); the values then go
-through the same exact rule as JSON sent to `/invocations`, so both protocols give the same
-verdicts on the same values.
+Both are read into `InputTensor`s and decoded by `tensors.decode_tensors`, so JSON, binary and
+gRPC give the same verdicts on the same values. Each JSON input's `data` (flat row-major or
+nested) must hold values of its declared `datatype`; binary data is the declared datatype by
+construction and is read zero-copy where it can be.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from pandas.api.types import infer_dtype
-
-from sigserve.codecs.base import Decoded, ModelData, Nested, Table
+from sigserve.codecs.base import Decoded
 from sigserve.codecs.json_parse import check_json_size, parse_json
 from sigserve.codecs.limits import DEFAULT_LIMITS, DecodeLimits
-from sigserve.codecs.tables import object_column
+from sigserve.codecs.tensors import (
+    BYTES_ELEMENT_COST,
+    DATATYPES,
+    FORMAT,
+    InputTensor,
+    check_datatype,
+    check_rows,
+    check_shape,
+    decode_tensors,
+    raw_array,
+)
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 
-DATATYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(bool),
-    "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8), "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-FORMAT = "v2"
-# The largest finite FP16/FP32 values, as clients print them (numpy prints float32's as 3.4028235e38).
-FLOAT_LIMITS = {"FP16": 65504.0, "FP32": 3.4028235e38}
+__all__ = ["DATATYPES", "FORMAT", "V2Request", "decode_v2"]
+HEADER = "Inference-Header-Content-Length"
+# Request parameters that ask something of the protocol, not of the model: not passed on as params.
+PROTOCOL_PARAMETERS = frozenset({"binary_data_output"})
 
 
 @dataclass(frozen=True)
@@ -44,58 +44,128 @@ class V2Request:
     decoded: Decoded
     id: str | None
     outputs: list[str] | None  # names the client asked for; None: all
+    binary_outputs: bool = False  # `parameters.binary_data_output`: outputs as binary unless asked otherwise
+    binary_by_output: dict[str, bool] | None = None  # each requested output's `parameters.binary_data`
 
 
-@dataclass(frozen=True)
-class V2Input:
-    name: str
-    shape: tuple[int, ...]
-    datatype: str
-    values: list[Any]  # flat, row-major
-
-
-def decode_v2(body: bytes, schema: Schema | None, limits: DecodeLimits = DEFAULT_LIMITS) -> V2Request:
-    check_json_size(body, limits, "The V2 request")
-    document = parse_json(body)
+def decode_v2(
+    body: bytes, schema: Schema | None, limits: DecodeLimits = DEFAULT_LIMITS, header_length: str | None = None
+) -> V2Request:
+    """`header_length`: the `Inference-Header-Content-Length` header's value, when sent."""
+    header, binary = _split(body, header_length)
+    check_json_size(header, limits, "The V2 request")
+    try:
+        document = parse_json(header)
+    except BadRequest:
+        if header_length is None:
+            _refuse_unannounced_binary(body)
+        raise
     if not isinstance(document, dict):
         raise BadRequest("A V2 inference request must be a JSON object with an 'inputs' list")
     raw_inputs = document.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise BadRequest("A V2 inference request needs a non-empty 'inputs' list")
     check_v2_rows(raw_inputs, limits)
-    inputs = [_input(item, i) for i, item in enumerate(raw_inputs)]
-    names = [item.name for item in inputs]
-    if len(set(names)) != len(names):
-        raise BadRequest(f"V2 input names must be unique, got {names}")
+    reader = _BinaryReader(binary, header_length is not None)
+    inputs = [_input(item, i, reader, limits) for i, item in enumerate(raw_inputs)]
+    reader.finish()
     params = document.get("parameters")
     if params is not None and not isinstance(params, dict):
         raise BadRequest("V2 'parameters' must be an object")
+    binary_outputs = False
+    if params is not None and not PROTOCOL_PARAMETERS.isdisjoint(params):
+        binary_outputs = _flag(params.get("binary_data_output", False), "'parameters.binary_data_output'")
+        params = {key: value for key, value in params.items() if key not in PROTOCOL_PARAMETERS}
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest("V2 'id' must be a string")
-    return V2Request(Decoded(_model_data(inputs, schema), params, FORMAT), request_id, _output_names(document))
+    names, binary_by_output = _outputs(document)
+    return V2Request(decode_tensors(inputs, params, schema, limits), request_id, names, binary_outputs,
+                     binary_by_output)
 
 
-def _input(item: Any, position: int) -> V2Input:
+def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
+    if header_length is None:
+        return body, memoryview(b"")
+    text = header_length.strip()
+    if not text.isdigit():
+        raise BadRequest(f"The {HEADER} header must be a non-negative integer, got {header_length!r}")
+    length = int(text)
+    if length > len(body):
+        raise BadRequest(f"The {HEADER} header says the JSON header has {length} bytes, but the body has only "
+                         f"{len(body)}")
+    view = memoryview(body)
+    return bytes(view[:length]), view[length:]
+
+
+def _refuse_unannounced_binary(body: bytes) -> None:
+    """A JSON document followed by more bytes is binary tensor data sent without the header."""
+    text = body.decode("utf-8", "surrogateescape")
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return
+    extra = len(body) - len(text[:end].encode("utf-8", "surrogateescape"))
+    if extra:
+        raise BadRequest(f"The request body has {extra} bytes after its JSON document: binary tensor data needs the "
+                         f"{HEADER} header (the length of the JSON part)")
+
+
+class _BinaryReader:
+    """Hands out each binary input's bytes in input order, and refuses sizes that do not add up."""
+
+    def __init__(self, data: memoryview, announced: bool) -> None:
+        self.data, self.announced, self.offset = data, announced, 0
+
+    def take(self, name: str, size: Any) -> memoryview:
+        if not self.announced:
+            raise BadRequest(f"V2 input {name!r} has 'binary_data_size', but binary tensor data needs the {HEADER} "
+                             "header (the length of the JSON part)")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BadRequest(f"V2 input {name!r}: 'binary_data_size' must be a non-negative integer, got {size!r}")
+        end = self.offset + size
+        if end > len(self.data):
+            raise BadRequest(f"V2 input {name!r}: 'binary_data_size' is {size} bytes, but only "
+                             f"{len(self.data) - self.offset} bytes of binary data are left in the body")
+        chunk = self.data[self.offset:end]
+        self.offset = end
+        return chunk
+
+    def finish(self) -> None:
+        left = len(self.data) - self.offset
+        if left:
+            raise BadRequest(f"The request body has {left} bytes of binary data after the inputs' 'binary_data_size' "
+                             "(the JSON header's length or an input's size is wrong)")
+
+
+def _input(item: Any, position: int, reader: _BinaryReader, limits: DecodeLimits) -> InputTensor:
     if not isinstance(item, dict):
         raise BadRequest(f"V2 input {position} must be an object with name, shape, datatype and data")
-    missing = [key for key in ("name", "shape", "datatype", "data") if key not in item]
+    name = item.get("name")
+    if not isinstance(name, str):
+        raise BadRequest(f"V2 input {position}: 'name' must be a string, got {name!r}")
+    parameters = item.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadRequest(f"V2 input {name!r}: 'parameters' must be an object, got {parameters!r}")
+    binary = parameters is not None and "binary_data_size" in parameters
+    missing = [key for key in ("shape", "datatype") if key not in item]
+    if not binary and "data" not in item:
+        missing.append("data")
     if missing:
         raise BadRequest(f"V2 input {position} is missing {missing}")
-    name, shape, datatype = item["name"], item["shape"], item["datatype"]
-    if not isinstance(name, str):
-        raise BadRequest(f"V2 input {position}: 'name' must be a string")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise BadRequest(f"V2 input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}")
-    if datatype not in DATATYPES:
-        raise BadRequest(f"V2 input {name!r}: unknown datatype {datatype!r}; expected one of {sorted(DATATYPES)}")
-    values = _flatten(item["data"], name)
-    if len(values) != math.prod(shape):
-        raise BadRequest(
-            f"V2 input {name!r}: shape {shape} holds {math.prod(shape)} values, but 'data' has {len(values)}"
-        )
-    _check_datatype(name, datatype, values)
-    return V2Input(name, tuple(shape), datatype, values)
+    if binary:
+        shape = check_shape(name, item["shape"])
+        datatype = check_datatype(name, item["datatype"])
+        if "data" in item:
+            raise BadRequest(f"V2 input {name!r} has both 'data' and 'binary_data_size': send its values one way")
+        raw = reader.take(name, parameters["binary_data_size"])
+        if datatype == "BYTES":
+            limits.check_decoded(len(raw) + BYTES_ELEMENT_COST * math.prod(shape), f"V2 input {name!r}", estimated=True)
+        return InputTensor(name, shape, datatype, raw_array(datatype, shape, raw, name))
+    # JSON: shape and datatype are checked with the values, by decode_tensors
+    shape = item["shape"]
+    return InputTensor(name, tuple(shape) if isinstance(shape, list) else shape, item["datatype"],
+                       _flatten(item["data"], name))
 
 
 def _flatten(data: Any, name: str) -> list[Any]:
@@ -112,101 +182,32 @@ def _flatten(data: Any, name: str) -> list[Any]:
     return data
 
 
-def _check_datatype(name: str, datatype: str, values: list[Any]) -> None:
-    """The declared datatype is a promise about the JSON values: hold the client to it, with one
-    C-level pass over them; only a refusal looks for the offending value in Python."""
-    if _fits(datatype, values):
-        return
-    bad = next((v for v in values if not _fits(datatype, [v])), None)
-    limit = FLOAT_LIMITS.get(datatype)
-    beyond = f" (out of range: its largest finite value is {limit!r})" if limit and _is_number(bad) else ""
-    raise BadRequest(f"V2 input {name!r}: value {bad!r} is not a {datatype}{beyond}")
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest(f"V2 {what} must be true or false, got {value!r}")
+    return value
 
 
-def _fits(datatype: str, values: list[Any]) -> bool:
-    if not values:
-        return True
-    kind = infer_dtype(object_column(values), skipna=False)
-    if datatype == "BYTES":
-        return kind == "string"
-    if datatype == "BOOL":
-        return kind == "boolean"
-    if datatype.startswith(("INT", "UINT")):
-        if kind != "integer":
-            return False
-        info = np.iinfo(DATATYPES[datatype])
-        try:
-            return info.min <= min(values) and max(values) <= info.max
-        except TypeError:
-            return False
-    return kind in ("integer", "floating", "mixed-integer-float") and _in_float_range(datatype, values)
-
-
-def _in_float_range(datatype: str, values: list[Any]) -> bool:
-    """Finite FP16/FP32 values must be finite in that type; explicit inf and NaN are left to enforcement."""
-    limit = FLOAT_LIMITS.get(datatype)
-    if limit is None:
-        return True
-    try:
-        numbers = np.asarray(values, dtype=np.float64)
-    except OverflowError:  # an integer beyond float64
-        return False
-    magnitudes = np.abs(numbers)
-    with np.errstate(invalid="ignore"):
-        return bool(((magnitudes <= limit) | ~np.isfinite(magnitudes)).all())
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _model_data(inputs: list[V2Input], schema: Schema | None) -> ModelData:
-    """Columns when the signature is column-based (or absent and every input is 1-D), tensors otherwise."""
-    one_dimensional = all(len(item.shape) == 1 or (len(item.shape) == 2 and item.shape[1] == 1) for item in inputs)
-    if (schema is not None and not schema.is_tensor) or (schema is None and one_dimensional):
-        return _table(inputs)
-    tensors = {item.name: _nested(item) for item in inputs}
-    if schema is not None and not schema.has_names and len(inputs) == 1:
-        return Nested(next(iter(tensors.values())))
-    return Nested(tensors)
-
-
-def _table(inputs: list[V2Input]) -> Table:
-    rows = {item.shape[0] if item.shape else 1 for item in inputs}
-    if len(rows) != 1:
-        raise BadRequest(f"V2 inputs feeding table columns must have the same first dimension, got {sorted(rows)}")
-    columns = {}
-    for item in inputs:
-        if len(item.shape) > 2 or (len(item.shape) == 2 and item.shape[1] != 1):
-            columns[item.name] = object_column(_nested(item))  # one list per row, for Array columns
-        else:
-            columns[item.name] = object_column(item.values)
-    return Table(columns, rows.pop())
-
-
-def _nested(item: V2Input) -> Any:
-    """The flat values back in the declared shape, as nested lists."""
-    if not item.shape:
-        return item.values[0]
-    array = np.empty(len(item.values), dtype=object)
-    array[:] = item.values
-    return array.reshape(item.shape).tolist()
-
-
-def _output_names(document: dict[str, Any]) -> list[str] | None:
+def _outputs(document: dict[str, Any]) -> tuple[list[str] | None, dict[str, bool] | None]:
     outputs = document.get("outputs")
     if outputs is None:
-        return None
+        return None, None
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
         raise BadRequest("V2 'outputs' must be a list of objects with a 'name'")
-    return [o["name"] for o in outputs]
+    binary: dict[str, bool] = {}
+    for output in outputs:
+        parameters = output.get("parameters")
+        if parameters is None:
+            continue
+        if not isinstance(parameters, dict):
+            raise BadRequest(f"V2 output {output['name']!r}: 'parameters' must be an object, got {parameters!r}")
+        if "binary_data" in parameters:
+            binary[output["name"]] = _flag(parameters["binary_data"], f"output {output['name']!r}: 'binary_data'")
+    return [o["name"] for o in outputs], binary or None
 
 
 def check_v2_rows(raw_inputs: list[Any], limits: DecodeLimits) -> None:
     """Each V2 input's first dimension (its rows), before its data is flattened and converted."""
-    if limits.max_rows is None:
-        return
     for item in raw_inputs:
-        shape = item.get("shape") if isinstance(item, dict) else None
-        if isinstance(shape, list) and shape and isinstance(shape[0], int):
-            limits.check_rows(shape[0], f"V2 input {item.get('name')!r} of shape {shape}")
+        if isinstance(item, dict):
+            check_rows(item.get("name"), item.get("shape"), limits)  # type: ignore[arg-type]

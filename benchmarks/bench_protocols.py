@@ -488,7 +488,7 @@ def render(found: dict[tuple[str, int, str, str], Cell], models: list[str], rows
                     note = " vs its JSON" if vs else ""
                 lines.append(f"| {model_label(model)} | {rows:,} | {PROTOCOL_LABEL[protocol]} | {fmt_rate(s)} "
                              f"| {fmt_rate(m)} | {fmt_ratio(vs)}{note} | {fmt_cpu(s)} | {fmt_cpu(m)} |")
-                verdicts.append(f"- {model}, {rows} rows, {PROTOCOL_LABEL[protocol]}: sigserve / MLServer "
+                verdicts.append(f"- {model}, {rows:,} row{'s' * (rows != 1)}, {PROTOCOL_LABEL[protocol]}: sigserve / MLServer "
                                 f"{fmt_ratio(vs)}{note} (target ≥ {target_vs:g}×): {verdict(vs, target_vs)}")
     lines += ["", "| model | rows | sigserve gRPC / JSON | sigserve binary / JSON | target "
               "| sigserve CPU µs/req JSON / binary / gRPC | MLServer gRPC / JSON |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -501,7 +501,7 @@ def render(found: dict[tuple[str, int, str, str], Cell], models: list[str], rows
             lines.append(f"| {model_label(model)} | {rows:,} | {fmt_ratio(g)} | {fmt_ratio(b)} | ≥ {want:g}× "
                          f"| {fmt_cpu(sj)} / {fmt_cpu(sb)} / {fmt_cpu(sg)} | {fmt_ratio(mg)} |")
             for name, value in (("gRPC", g), ("binary", b)):
-                verdicts.append(f"- {model}, {rows} rows: sigserve {name} / JSON {fmt_ratio(value)} "
+                verdicts.append(f"- {model}, {rows:,} row{'s' * (rows != 1)}: sigserve {name} / JSON {fmt_ratio(value)} "
                                 f"(target ≥ {want:g}×): {verdict(value, want)}")
     return "\n".join(lines), verdicts
 

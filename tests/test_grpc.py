@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 import httpx
@@ -20,7 +22,18 @@ import pandas as pd
 import pytest
 import tritonclient.grpc as triton
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import SigserveServer, children_of, free_port, metric_samples, run_cli, save_pyfunc, total, wait_for
+from helpers import (
+    REQUIREMENTS,
+    TESTS_DIR,
+    SigserveServer,
+    children_of,
+    free_port,
+    metric_samples,
+    run_cli,
+    save_pyfunc,
+    total,
+    wait_for,
+)
 from kserve_sdk import run_kserve_script
 from tritonclient.utils import InferenceServerException
 
@@ -46,7 +59,8 @@ ALL_TYPES: dict[str, tuple[str, np.ndarray]] = {
     "s": ("BYTES", np.array(["héllo", "", "x y"], dtype=object)),
 }
 CITIES = ["paris", "lyon", "nice"]
-MORE_MODELS = ("identity_typed", "doubled", "echo_params", "pipeline", "forest")  # served beside `identity`
+MORE_MODELS = ("identity_typed", "doubled", "echo_params", "pipeline", "forest", "wide")  # served beside `identity`
+WIDE = [f"température_{i:04d}" for i in range(1000)]  # a model's many features, all named when missing
 
 
 # --------------------------------------------------------------------------- models and servers
@@ -58,7 +72,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
     from models.binary_models import Doubled, Identity
-    from models.grpc_models import Pid
+    from models.grpc_models import NegativeRefused, Pid
     from models.pyfunc_models import Echo
     from sklearn.compose import ColumnTransformer
     from sklearn.datasets import load_iris
@@ -82,6 +96,14 @@ def built(tmp_path_factory) -> dict[str, Path]:
     paths["echo_params"] = save_pyfunc(root / "echo_params", Echo(),
                                        ModelSignature(inputs=Schema([ColSpec("double", "x")]), params=params))
     paths["pid"] = save_pyfunc(root / "pid", Pid(), ModelSignature(inputs=Schema([ColSpec("double", "x")])))
+    paths["wide"] = save_pyfunc(root / "wide", Pid(), ModelSignature(inputs=Schema([ColSpec("double", name)
+                                                                                    for name in WIDE])))
+    paths["modèle"] = Path(shutil.copytree(paths["pid"], root / "modèle"))  # a name gRPC metadata cannot carry as is
+    paths["unready"] = root / "unready"  # fails on its own example: served with --allow-failing-example, never ready
+    mlflow.pyfunc.save_model(paths["unready"], python_model=NegativeRefused(),
+                             input_example=pd.DataFrame({"x": [-1.0]}),
+                             signature=ModelSignature(inputs=Schema([ColSpec("double", "x")])),
+                             code_paths=[str(TESTS_DIR / "models")], pip_requirements=REQUIREMENTS)
 
     frame = pd.DataFrame({"city": CITIES * 10, "x": np.arange(30, dtype=float)})
     labels = (frame["city"] == "lyon") | (frame["x"] > 20)
@@ -120,7 +142,7 @@ def servers(built) -> dict[str, GrpcServer]:
         "main": GrpcServer(built["identity"], *(arg for name in MORE_MODELS for arg in ("-m", str(built[name]))),
                            "--max-rows", str(MAX_ROWS), "--max-decoded-bytes", str(MAX_DECODED_BYTES)),
         "auth": GrpcServer(built["pid"], "--max-body-bytes", "4096", env={"SIGSERVE_AUTH_TOKENS": TOKEN}),
-        "workers": GrpcServer(built["pid"], "--workers", "2"),
+        "workers": GrpcServer(built["pid"], "-m", str(built["modèle"]), "--workers", "2"),
     }
     for server in started.values():
         server.launch()
@@ -137,6 +159,14 @@ def servers(built) -> dict[str, GrpcServer]:
 @pytest.fixture(scope="module")
 def server(servers) -> GrpcServer:
     return servers["main"]
+
+
+@pytest.fixture(scope="module")
+def unready(built) -> GrpcServer:
+    """A model never ready, and a body limit past what grpcio's options (C ints) hold."""
+    with GrpcServer(built["unready"], "--allow-failing-example", "--max-body-bytes", str(3 * 2**30)) as started:
+        assert wait_for(lambda: _live(started), timeout=30), started.log()
+        yield started
 
 
 def _live(server: GrpcServer) -> bool:
@@ -268,6 +298,37 @@ def test_the_standard_health_service_answers_serving(server: GrpcServer) -> None
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def _watched(server: GrpcServer, service: str) -> int:
+    """The first status `Watch` streams for `service`."""
+    with server.channel() as channel:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=service), timeout=30)
+        try:
+            return next(stream).status  # type: ignore[no-any-return]
+        finally:
+            stream.cancel()
+
+
+def test_watch_streams_the_status_check_answers(server: GrpcServer, unready: GrpcServer) -> None:
+    """Readiness is not a status fixed at start: a model that failed its own example is never ready."""
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    for each, ready in ((server, serving), (unready, not_serving)):
+        with each.channel() as channel:
+            check = health_pb2_grpc.HealthStub(channel).Check
+            assert check(health_pb2.HealthCheckRequest(service=""), timeout=10).status == serving
+            assert check(health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService"),
+                         timeout=10).status == ready
+        assert _watched(each, "") == serving
+        assert _watched(each, "inference.GRPCInferenceService") == ready
+    assert httpx.get(unready.url + "/v2/health/ready").status_code == 503
+
+
+def test_a_body_limit_past_grpcios_maximum_serves_grpc(unready: GrpcServer) -> None:
+    """--max-body-bytes 3 GiB: gRPC takes messages up to grpcio's 2 GiB - 1 instead of stopping every worker."""
+    answer = unready.client().infer("unready", triton_inputs({"x": ("FP64", [2.0])}))
+    assert answer.as_numpy("x").tolist() == [2.0]
+    assert "OverflowError" not in unready.log()
+
+
 def test_unknown_models_and_versions_are_not_found_with_rests_message(server: GrpcServer) -> None:
     values = {"x": ("FP64", [1.0])}
     for name, version in (("nope", ""), ("pipeline", "99")):
@@ -281,6 +342,34 @@ def test_unknown_models_and_versions_are_not_found_with_rests_message(server: Gr
         server.client().get_model_metadata("nope")
     assert metadata.value.status() == "StatusCode.NOT_FOUND"
     assert metadata.value.message() == httpx.get(server.url + "/v2/models/nope").json()["error"]
+
+
+def test_model_infer_needs_a_model_name(server: GrpcServer) -> None:
+    """Not the default model's answer: REST always names the model, and ModelReady("") is NOT_FOUND."""
+    status, message = grpc_refusal(server, "", ALL_TYPES)  # the default model's inputs
+    assert status == "StatusCode.INVALID_ARGUMENT"
+    assert message == ("ModelInfer needs a model_name; this server serves "
+                       "['identity', 'identity_typed', 'doubled', 'echo_params', 'pipeline', 'forest', 'wide']")
+
+
+def test_a_model_name_outside_ascii_is_answered_with_percent_encoded_metadata(servers) -> None:
+    """gRPC metadata is printable ASCII: `x-model-version` carries REST's header text percent-encoded."""
+    server = servers["workers"]
+    before = metric_samples(server.url)
+    with server.channel() as channel:
+        answer, call = infer_stub(channel).with_call(typed_request("modèle", {"x": ("FP64", [1.0])}), timeout=30,
+                                                     metadata=(("x-request-id", "accent-1"),))
+    rest = httpx.post(f"{server.url}/v2/models/modèle/infer", json={"inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]})
+    assert rest.status_code == 200 and rest.headers["x-model-version"] == "modèle/local"
+    assert answer.model_name == "modèle" and answer.outputs[0].contents.int64_contents[0] in children_of(
+        server.process.pid)
+    metadata = dict(call.initial_metadata())
+    assert metadata == {"x-request-id": "accent-1", "x-model-version": "mod%C3%A8le/local"}
+    assert unquote(metadata["x-model-version"]) == rest.headers["x-model-version"]
+    grown = total(metric_samples(server.url), "sigserve_requests_total", protocol="grpc", model="modèle") - total(
+        before, "sigserve_requests_total", protocol="grpc", model="modèle")
+    assert grown == 1 and "Traceback" not in server.log()
 
 
 # --------------------------------------------------------------------------- scoring
@@ -459,6 +548,30 @@ def test_typed_values_out_of_their_datatype_are_refused_as_json_values_are(serve
     rest = rest_infer(server, "identity", values)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details() == rest_refusal(rest)[1] == "V2 input 'i8': value 300 is not a INT8"
+
+
+def test_typed_values_in_another_datatypes_field_are_refused(server: GrpcServer) -> None:
+    """Never silently dropped: only the datatype's own contents field may be filled."""
+    request = typed_request("doubled", {"t": ("FP32", np.ones((1, 2), np.float32))})
+    request.inputs[0].contents.int_contents.extend([7, 8])
+    with server.channel() as channel, pytest.raises(grpc.RpcError) as refused:
+        infer_stub(channel)(request, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == ("V2 input 't': a FP32 tensor's values go in contents.fp32_contents, "
+                                       "not int_contents")
+
+
+def test_long_details_are_cut_to_fit_grpcs_metadata(server: GrpcServer) -> None:
+    """A message naming 999 missing features stays INVALID_ARGUMENT (not gRPC's own RESOURCE_EXHAUSTED
+    for metadata past 16 KiB), its first 4 KiB as gRPC sends it (percent-encoded); REST's is whole."""
+    values = {WIDE[0]: ("FP64", [1.0])}
+    status, details = grpc_refusal(server, "wide", values)
+    rest_status, rest_message = rest_refusal(rest_infer(server, "wide", values))
+    assert (status, rest_status) == ("StatusCode.INVALID_ARGUMENT", 400)
+    assert rest_message.startswith("Model is missing inputs ['température_0001', ") and WIDE[-1] in rest_message
+    assert details.endswith("…") and rest_message.startswith(details[:-1])
+    encoded = sum(1 if " " <= c <= "~" and c != "%" else 3 * len(c.encode()) for c in details)
+    assert 4000 < encoded <= 4096
 
 
 def test_too_many_rows_is_resource_exhausted_with_rests_message(server: GrpcServer) -> None:
@@ -670,7 +783,13 @@ def test_sigterm_lets_a_grpc_call_in_flight_finish(built, tmp_path) -> None:
         client.async_infer("slow", triton_inputs({"x": ("FP64", [1.5])}),
                            callback=lambda result, error: answers.append(error or result))
         assert wait_for(marker.exists, timeout=30)  # the call is being scored
-        os.killpg(server.process.pid, signal.SIGTERM)
+        with server.channel() as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService"), timeout=30)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            os.killpg(server.process.pid, signal.SIGTERM)
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING  # watchers learn of the drain
+            watch.cancel()
         assert wait_for(lambda: answers, timeout=30)
         [answer] = answers
         assert not isinstance(answer, Exception), answer

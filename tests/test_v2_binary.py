@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,17 @@ import pytest
 from helpers import SigserveServer, save_pyfunc
 from kserve_sdk import run_kserve_script
 
+from sigserve.codecs.limits import DecodeLimits
+from sigserve.codecs.tensors import InputTensor, decode_tensors
+from sigserve.codecs.v2.decode import decode_v2
+from sigserve.errors import RequestLimitExceeded
+from sigserve.model.mlmodel import read_mlmodel
+
 tritonclient_http = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
+
+MiB = 1024 * 1024
+MAX_DECODED = 32 * MiB  # the module server's --max-decoded-bytes
 
 NUMPY_DTYPES = {
     "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
@@ -85,7 +95,8 @@ def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(model_paths: dict[str, Path]) -> Any:
     others = [arg for name in ("unnamed", "echo", "pipeline") for arg in ("-m", str(model_paths[name]))]
-    with SigserveServer(model_paths["dtypes"], *others, "--max-rows", "1000") as running:
+    with SigserveServer(model_paths["dtypes"], *others, "--max-rows", "1000",
+                        "--max-decoded-bytes", str(MAX_DECODED)) as running:
         yield running
 
 
@@ -369,9 +380,21 @@ def x_input(size: Any, datatype: str = "FP32", shape: list[int] | None = None, *
 
 
 TWELVE = np.array([1, 2, 3], dtype="<f4").tobytes()
+X_HEADER = len(json.dumps({"inputs": [x_input(12)]}).encode())
+NOT_JSON = "bytes of the body (Inference-Header-Content-Length) are not a JSON document"
 MALFORMED = {
     "header-length-beyond-the-body": (binary_body([x_input(12)], TWELVE, 10_000), "says the JSON header has 10000"),
     "header-length-not-a-number": (binary_body([x_input(12)], TWELVE, "twelve"), "header must be a non-negative integer, got 'twelve'"),
+    # str.isdigit() takes '²' (latin-1 \xb2) and digit strings int() refuses past 4300 digits
+    "header-length-superscript-two": ((binary_body([x_input(12)], TWELVE)[0],
+                                       {"Inference-Header-Content-Length": b"\xb2"}),
+                                      "header must be a non-negative integer, got '²'"),
+    "header-length-of-5000-digits": (binary_body([x_input(12)], TWELVE, "1" * 5000),
+                                     "Inference-Header-Content-Length header has 5000 digits; a length has at most 19"),
+    "header-length-too-short": (binary_body([x_input(12)], TWELVE, X_HEADER - 3),
+                                f"The first {X_HEADER - 3} {NOT_JSON}: unexpected end of data"),
+    "header-length-too-long": (binary_body([x_input(12)], TWELVE, X_HEADER + 4),
+                               f"The first {X_HEADER + 4} {NOT_JSON}"),
     "size-not-the-shape": (binary_body([x_input(8)], TWELVE[:8]), "8 bytes of FP32 data do not fit shape [1, 3]"),
     "size-past-the-data": (binary_body([x_input(16)], TWELVE), "'binary_data_size' is 16 bytes, but only 12"),
     "leftover-bytes": (binary_body([x_input(12)], TWELVE + b"\0\0\0\0"), "4 bytes of binary data after"),
@@ -399,8 +422,9 @@ def test_malformed_binary_bodies_are_400_naming_the_problem(server: SigserveServ
     answer = httpx.post(f"{server.url}/v2/models/unnamed/infer", content=body, headers=headers, timeout=30)
     assert answer.status_code == 400, answer.text
     assert fragment in answer.json()["error"]
-    if "header" not in fragment and "after" not in fragment:
+    if "header" not in fragment.lower() and "after" not in fragment:
         assert "'x'" in answer.json()["error"]
+    assert "ValueError" not in answer.json()["error"]
     no_traceback(server)
 
 
@@ -443,3 +467,111 @@ def test_fields_of_the_wrong_json_type_are_400_not_500(server: SigserveServer, i
 def test_output_flags_of_the_wrong_type_are_400(server: SigserveServer, extra: dict[str, Any], fragment: str) -> None:
     answer = v2_json(server, "unnamed", [GOOD_INPUT], **extra)
     assert answer.status_code == 400 and fragment in answer.json()["error"]
+
+
+# --------------------------------------------------------------------------- values echoed in messages
+
+
+LONG = "A" * 20_000
+ECHOED = {
+    "datatype": [{**GOOD_INPUT, "datatype": LONG}],
+    "name-with-a-bad-shape": [{**GOOD_INPUT, "name": LONG, "shape": [1, -3]}],
+    "shape": [{**GOOD_INPUT, "shape": [1, LONG]}],
+    "duplicate-names": [{**GOOD_INPUT, "name": LONG}, {**GOOD_INPUT, "name": LONG}],
+    "value": [{**GOOD_INPUT, "data": [1, 2, LONG]}],
+}
+
+
+@pytest.mark.parametrize("inputs", ECHOED.values(), ids=list(ECHOED))
+def test_long_client_values_are_cut_where_messages_echo_them(server: SigserveServer,
+                                                             inputs: list[dict[str, Any]]) -> None:
+    answer = v2_json(server, "unnamed", inputs)
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]
+    assert len(message) < 1000 and "AAAA…" in message, message[:300]
+
+
+def test_a_long_requested_output_name_is_cut_in_the_refusal(server: SigserveServer) -> None:
+    answer = v2_json(server, "unnamed", [GOOD_INPUT], outputs=[{"name": LONG}])
+    assert answer.status_code == 400 and "AAAA…" in answer.json()["error"]
+    assert len(answer.json()["error"]) < 1000
+
+
+# --------------------------------------------------------------------------- Python objects within --max-decoded-bytes
+
+
+def binary_inputs(arrays: dict[str, tuple[str, np.ndarray]]) -> tuple[bytes, dict[str, str]]:
+    """A binary body of these (datatype, array) inputs; BYTES arrays of empty elements."""
+    raw = [struct.pack("<I", 0) * array.size if datatype == "BYTES"
+           else array.astype(array.dtype.newbyteorder("<")).tobytes() for datatype, array in arrays.values()]
+    return binary_body([{"name": name, "shape": list(array.shape), "datatype": datatype,
+                         "parameters": {"binary_data_size": len(data)}}
+                        for (name, (datatype, array)), data in zip(arrays.items(), raw)], b"".join(raw))
+
+
+def post_binary(server: SigserveServer, model: str, arrays: dict[str, tuple[str, np.ndarray]]) -> httpx.Response:
+    body, headers = binary_inputs(arrays)
+    return httpx.post(f"{server.url}/v2/models/{model}/infer", content=body, headers=headers, timeout=60)
+
+
+def test_a_column_fed_rows_of_lists_is_held_to_the_decoded_limit(server: SigserveServer) -> None:
+    """600 UINT16 per row for a string column: 1.2 MB on the wire, about 40 MB of Python lists."""
+    answer = post_binary(server, "pipeline", {"color": ("UINT16", np.full((1000, 600), 1000, dtype=np.uint16)),
+                                              "size": ("FP64", np.ones(1000))})
+    assert answer.status_code == 413, answer.text
+    assert "V2 input 'color' would decode to about" in answer.json()["error"]
+    assert f"limit of {MAX_DECODED / MiB:.1f} MiB" in answer.json()["error"]
+    no_traceback(server)
+
+
+def test_uint64_beyond_int64_is_held_to_the_decoded_limit(server: SigserveServer) -> None:
+    """Past int64, UINT64 values become Python ints: 600 000 of them cost about 40 MB."""
+    answer = post_binary(server, "dtypes", {"uint64": ("UINT64", np.full((1000, 600), 2**63 + 1, dtype=np.uint64))})
+    assert answer.status_code == 413, answer.text
+    assert "V2 input 'uint64' would decode to about" in answer.json()["error"]
+
+
+def test_the_decoded_limit_counts_every_input_of_the_request(server: SigserveServer) -> None:
+    """Two BYTES inputs of about 20 MB each as objects (bytes, then text): each under the 32 MiB
+    limit, not both."""
+    empty = np.zeros((1000, 150), dtype=object)
+    alone = post_binary(server, "dtypes", {"bytes": ("BYTES", empty)})
+    assert alone.status_code == 400 and "missing inputs" in alone.json()["error"], alone.text  # decoded, then enforced
+    both = post_binary(server, "dtypes", {"bytes": ("BYTES", empty), "extra": ("BYTES", empty)})
+    assert both.status_code == 413, both.text
+    assert "The V2 request's inputs up to 'extra' would decode to about" in both.json()["error"]
+
+
+def test_rows_of_lists_are_refused_before_they_are_made(model_paths: dict[str, Path]) -> None:
+    """The reviewer's request: 4 900 UINT16 per row (9.8 MB) took about 190 MB decoded; refused
+    at a 64 MiB limit, the decode allocates next to nothing. The same tensor as gRPC hands it to
+    the core (a numpy array, no transport budget) is refused the same way."""
+    schema = read_mlmodel(model_paths["pipeline"]).signature.inputs
+    limits = DecodeLimits(max_decoded_bytes=64 * MiB)
+    color = np.full((1000, 4900), 1000, dtype=np.uint16)
+    body, headers = binary_inputs({"color": ("UINT16", color), "size": ("FP64", np.ones(1000))})
+    tensors = [InputTensor("color", color.shape, "UINT16", color.ravel()),
+               InputTensor("size", (1000,), "FP64", np.ones(1000))]
+    for decode in (lambda: decode_v2(body, schema, limits, headers["Inference-Header-Content-Length"]),
+                   lambda: decode_tensors(tensors, None, schema, limits)):
+        tracemalloc.start()
+        try:
+            with pytest.raises(RequestLimitExceeded, match="V2 input 'color' would decode to about"):
+                decode()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * MiB, f"{peak / MiB:.1f} MiB allocated before the refusal"
+
+
+def test_uint64_objects_are_refused_before_they_are_made() -> None:
+    big = np.full(1_000_000, 2**63 + 1, dtype=np.uint64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RequestLimitExceeded, match="V2 input 'x' would decode to about"):
+            decode_tensors([InputTensor("x", big.shape, "UINT64", big)], None, None,
+                           DecodeLimits(max_decoded_bytes=16 * MiB))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MiB, f"{peak / MiB:.1f} MiB allocated before the refusal"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from pandas.api.types import infer_dtype
 
 from sigserve.codecs.base import Decoded, ModelData, Nested, Table
 from sigserve.codecs.json_encode import encode_json
+from sigserve.codecs.json_parse import LIST_BYTES, VALUE_BYTES
 from sigserve.codecs.limits import DecodeLimits
 from sigserve.codecs.tables import object_column
 from sigserve.errors import BadRequest
@@ -43,6 +45,10 @@ DEFAULT_OUTPUT = "predict"
 FLOAT_LIMITS = {"FP16": 65504.0, "FP32": 3.4028235e38}
 # What one BYTES element decoded from binary costs as a Python object, beyond its text.
 BYTES_ELEMENT_COST = 64
+# A list slot holding an object CPython keeps one of (True, False, the ints of UINT8), or one already made.
+SLOT_BYTES = 8
+CACHED_DATATYPES = frozenset({"BOOL", "UINT8"})
+SHOWN_CHARS = 200  # a client's value echoed in a message is cut here
 _INT64_MAX = np.iinfo(np.int64).max
 _KIND_DATATYPES = {"b": "BOOL", "O": "BYTES", "U": "BYTES", "S": "BYTES", "M": "BYTES"}
 
@@ -64,13 +70,49 @@ class OutputTensor:
     array: np.ndarray  # flat, row-major; numbers and BOOL in the datatype's dtype, BYTES an object array
 
 
+class ObjectBudget:
+    """What one request's tensors cost as Python objects, held to `--max-decoded-bytes` as one total
+    for the whole request: binary and gRPC tensors are compact numpy arrays until something makes
+    them objects (4 900 UINT16 per row became 200 MB of lists from a 10 MB body). A transport adds
+    each BYTES input with `add_bytes` before making its elements; `decode_tensors` adds every other
+    conversion to objects before making it (and any BYTES input the transport did not add)."""
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.bytes_inputs: set[str] = set()
+
+    def add(self, name: str, nbytes: int) -> None:
+        if not nbytes:
+            return
+        alone = self.total == 0
+        self.total += nbytes
+        what = f"V2 input {shown(name)}" if alone else f"The V2 request's inputs up to {shown(name)}"
+        self.limits.check_decoded(self.total, what, estimated=True)
+
+    def add_bytes(self, name: str, shape: tuple[int, ...], size: int) -> None:
+        """A BYTES input of `size` bytes (its raw bytes or typed contents), before its elements are made."""
+        self.bytes_inputs.add(name)
+        self.add(name, size + BYTES_ELEMENT_COST * math.prod(shape))
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A client's value as a message echoes it: its repr, cut at `limit` characters."""
+    if isinstance(value, (list, tuple)) and len(value) > limit:
+        value = value[:limit]  # the repr of the rest is never made
+        return repr(value)[:limit] + "…"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 # --------------------------------------------------------------------------- checks on the fields
 
 
 def check_datatype(name: str, datatype: Any) -> str:
     """The declared datatype, which must be one of the protocol's (a JSON object or list is not)."""
     if not isinstance(datatype, str) or datatype not in DATATYPES:
-        raise BadRequest(f"V2 input {name!r}: unknown datatype {datatype!r}; expected one of {DATATYPE_NAMES}")
+        raise BadRequest(f"V2 input {shown(name)}: unknown datatype {shown(datatype)}; "
+                         f"expected one of {DATATYPE_NAMES}")
     return datatype
 
 
@@ -78,8 +120,8 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, (list, tuple)) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        shown = list(shape) if isinstance(shape, tuple) else shape
-        raise BadRequest(f"V2 input {name!r}: 'shape' must be a list of non-negative integers, got {shown!r}")
+        given = list(shape) if isinstance(shape, tuple) else shape
+        raise BadRequest(f"V2 input {shown(name)}: 'shape' must be a list of non-negative integers, got {shown(given)}")
     return tuple(shape)
 
 
@@ -87,49 +129,90 @@ def check_rows(name: str, shape: Any, limits: DecodeLimits) -> None:
     """An input's first dimension (its rows) within the row limit, before its data is read."""
     if limits.max_rows is not None and isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], int) \
             and shape[0] > limits.max_rows:
-        limits.check_rows(shape[0], f"V2 input {name!r} of shape {list(shape)}")
+        limits.check_rows(shape[0], f"V2 input {shown(name)} of shape {shown(list(shape))}")
 
 
 # --------------------------------------------------------------------------- decoding
 
 
 def decode_tensors(
-    inputs: list[InputTensor], parameters: dict[str, Any] | None, schema: Schema | None, limits: DecodeLimits
+    inputs: list[InputTensor], parameters: dict[str, Any] | None, schema: Schema | None, limits: DecodeLimits,
+    budget: ObjectBudget | None = None,
 ) -> Decoded:
     """Tensors to the model data `/invocations` would decode from the same values: table columns
     for column signatures (or none, when every input is 1-D), tensors otherwise; `parameters`
-    become params."""
+    become params. `budget`: the transport's, holding the BYTES inputs it added; every array that
+    becomes Python objects is added to it before it does."""
     if not inputs:
         raise BadRequest("A V2 inference request needs a non-empty 'inputs' list")
-    names = [item.name for item in inputs]
-    if len(set(names)) != len(names):
-        raise BadRequest(f"V2 input names must be unique, got {names}")
+    repeated = [(name, count) for name, count in Counter(item.name for item in inputs).items() if count > 1]
+    if repeated:
+        name, count = repeated[0]
+        raise BadRequest(f"V2 input names must be unique, but {shown(name)} names {count} inputs")
     if parameters is not None and not isinstance(parameters, dict):
         raise BadRequest("V2 'parameters' must be an object")
-    ready = []
-    for position, item in enumerate(inputs):
+    for item in inputs:
         check_datatype(item.name, item.datatype)
         check_shape(item.name, item.shape)
         check_rows(item.name, item.shape, limits)
         _check_size(item)
-        if isinstance(item.data, np.ndarray):
-            ready.append(_from_array(item, _spec_for(schema, item.name, position)))
-        else:
+        if not isinstance(item.data, np.ndarray):
             check_values(item.name, item.datatype, item.data)
-            ready.append(item)
-    return Decoded(_model_data(ready, schema), parameters, FORMAT)
+    specs = [_spec_for(schema, item.name, position) for position, item in enumerate(inputs)]
+    table = _is_table(inputs, schema)
+    budget = budget if budget is not None else ObjectBudget(limits)
+    for item, spec in zip(inputs, specs):
+        budget.add(item.name, _object_cost(item, spec, table, budget.bytes_inputs))
+    ready = [_from_array(item, spec) if isinstance(item.data, np.ndarray) else item
+             for item, spec in zip(inputs, specs)]
+    return Decoded(_model_data(ready, schema, table), parameters, FORMAT)
+
+
+def _object_cost(item: InputTensor, spec: ColSpec | TensorSpec | None, table: bool, counted: set[str]) -> int:
+    """An estimate of the Python objects a binary or gRPC tensor becomes (JSON's values are objects
+    already, bounded before the JSON was parsed): BYTES elements (unless the transport counted
+    them) and their text, UINT64 past int64 as ints, and a column fed rows of lists."""
+    data = item.data
+    if not isinstance(data, np.ndarray):
+        return 0
+    cost, objects = 0, data.dtype.kind == "O"
+    if item.datatype == "BYTES":
+        times = (item.name not in counted) + _becomes_text(item, spec)  # the bytes, then their text
+        if times:
+            cost += times * (sum(map(len, data)) + BYTES_ELEMENT_COST * len(data))
+    elif _beyond_int64(data, item.datatype):
+        cost, objects = VALUE_BYTES * len(data), True
+    if table and _rows_of_lists(item.shape):
+        per_value = SLOT_BYTES if objects or item.datatype in CACHED_DATATYPES else VALUE_BYTES
+        cost += per_value * len(data) + LIST_BYTES * _list_count(item.shape)
+    return cost
+
+
+def _list_count(shape: tuple[int, ...]) -> int:
+    """The lists `tolist()` makes of an array of this shape: one per element of every outer dimension."""
+    return sum(math.prod(shape[:depth]) for depth in range(1, len(shape)))
+
+
+def _rows_of_lists(shape: tuple[int, ...]) -> bool:
+    """A table column of this shape takes one list per row (for Array columns)."""
+    return len(shape) > 2 or (len(shape) == 2 and shape[1] != 1)
+
+
+def _beyond_int64(data: np.ndarray, datatype: str) -> bool:
+    return datatype == "UINT64" and len(data) > 0 and data.max() > _INT64_MAX
 
 
 def _check_size(item: InputTensor) -> None:
     expected = math.prod(item.shape)
     if len(item.data) != expected:
         raise BadRequest(
-            f"V2 input {item.name!r}: shape {list(item.shape)} holds {expected} values, but 'data' has {len(item.data)}"
+            f"V2 input {shown(item.name)}: shape {list(item.shape)} holds {expected} values, "
+            f"but 'data' has {len(item.data)}"
         )
     if isinstance(item.data, np.ndarray):
         wanted = DATATYPES[item.datatype]
         if item.data.ndim != 1 or item.data.dtype.kind != wanted.kind or item.data.dtype.itemsize != wanted.itemsize:
-            raise BadRequest(f"V2 input {item.name!r}: its data is {item.data.dtype}, not a {item.datatype}")
+            raise BadRequest(f"V2 input {shown(item.name)}: its data is {item.data.dtype}, not a {item.datatype}")
 
 
 def check_values(name: str, datatype: str, values: list[Any]) -> None:
@@ -140,7 +223,7 @@ def check_values(name: str, datatype: str, values: list[Any]) -> None:
     bad = next((v for v in values if not _fits(datatype, [v])), None)
     limit = FLOAT_LIMITS.get(datatype)
     beyond = f" (out of range: its largest finite value is {limit!r})" if limit and _is_number(bad) else ""
-    raise BadRequest(f"V2 input {name!r}: value {bad!r} is not a {datatype}{beyond}")
+    raise BadRequest(f"V2 input {shown(name)}: value {shown(bad)} is not a {datatype}{beyond}")
 
 
 def _fits(datatype: str, values: list[Any]) -> bool:
@@ -192,19 +275,23 @@ def _from_array(item: InputTensor, spec: ColSpec | TensorSpec | None) -> InputTe
     """BYTES elements stay bytes for a binary column or a bytes tensor; elsewhere they are text,
     as JSON strings are (no signature: text when they are UTF-8)."""
     data = item.data
-    if item.datatype == "UINT64" and len(data) and data.max() > _INT64_MAX:
+    if _beyond_int64(data, item.datatype):
         # beyond int64, as Python ints: the exact rule then takes them as it takes JSON's
         return InputTensor(item.name, item.shape, item.datatype, data.astype(object))
     if not data.flags.writeable and not _converted(data.dtype, spec):
         # a view of the request body would reach the model as it is: a model may write to its input
         return InputTensor(item.name, item.shape, item.datatype, data.copy())
-    if item.datatype != "BYTES" or not len(data):
-        return item
-    if isinstance(spec, ColSpec) and spec.type is DataType.binary:
-        return item
-    if isinstance(spec, TensorSpec) and spec.dtype.kind == "S":
+    if not _becomes_text(item, spec):
         return item
     return InputTensor(item.name, item.shape, item.datatype, _as_text(item.name, data, strict=spec is not None))
+
+
+def _becomes_text(item: InputTensor, spec: ColSpec | TensorSpec | None) -> bool:
+    if item.datatype != "BYTES" or not len(item.data):
+        return False
+    if isinstance(spec, ColSpec) and spec.type is DataType.binary:
+        return False
+    return not (isinstance(spec, TensorSpec) and spec.dtype.kind == "S")
 
 
 def _converted(dtype: np.dtype, spec: ColSpec | TensorSpec | None) -> bool:
@@ -225,7 +312,7 @@ def _as_text(name: str, data: np.ndarray, strict: bool) -> np.ndarray:
             except UnicodeDecodeError:
                 if strict:
                     raise BadRequest(
-                        f"V2 input {name!r}: BYTES element {i} is not UTF-8 text, which the model's signature "
+                        f"V2 input {shown(name)}: BYTES element {i} is not UTF-8 text, which the model's signature "
                         "expects here (raw bytes fit only a binary column or a bytes tensor)"
                     ) from None
                 return data
@@ -233,10 +320,15 @@ def _as_text(name: str, data: np.ndarray, strict: bool) -> np.ndarray:
     return text
 
 
-def _model_data(inputs: list[InputTensor], schema: Schema | None) -> ModelData:
+def _is_table(inputs: list[InputTensor], schema: Schema | None) -> bool:
     """Columns when the signature is column-based (or absent and every input is 1-D), tensors otherwise."""
-    one_dimensional = all(len(item.shape) == 1 or (len(item.shape) == 2 and item.shape[1] == 1) for item in inputs)
-    if (schema is not None and not schema.is_tensor) or (schema is None and one_dimensional):
+    if schema is not None:
+        return not schema.is_tensor
+    return all(len(item.shape) == 1 or (len(item.shape) == 2 and item.shape[1] == 1) for item in inputs)
+
+
+def _model_data(inputs: list[InputTensor], schema: Schema | None, table: bool) -> ModelData:
+    if table:
         return _table(inputs)
     tensors = {item.name: _nested(item) for item in inputs}
     if schema is not None and not schema.has_names and len(inputs) == 1:
@@ -250,7 +342,7 @@ def _table(inputs: list[InputTensor]) -> Table:
         raise BadRequest(f"V2 inputs feeding table columns must have the same first dimension, got {sorted(rows)}")
     columns = {}
     for item in inputs:
-        if len(item.shape) > 2 or (len(item.shape) == 2 and item.shape[1] != 1):
+        if _rows_of_lists(item.shape):
             columns[item.name] = object_column(_as_list(_nested(item)))  # one list per row, for Array columns
         elif isinstance(item.data, np.ndarray):
             columns[item.name] = item.data  # typed: enforced by the same exact rule as JSON's values
@@ -286,8 +378,15 @@ def output_tensors(predictions: Any, default_name: str, wanted: list[str] | None
     known = {output.name for output in outputs}
     unknown = [name for name in wanted if name not in known]
     if unknown:
-        raise BadRequest(f"Requested outputs {unknown} are not among the model's outputs {sorted(known)}")
+        raise BadRequest(f"Requested outputs {shown(unknown)} are not among the model's outputs {sorted(known)}")
     return [output for output in outputs if output.name in wanted]
+
+
+def output_name(outputs: Schema | None) -> str:
+    """A single unnamed output takes the name of the signature's one output, else `predict`."""
+    if outputs is not None and len(outputs.inputs) == 1 and outputs.inputs[0].name:
+        return str(outputs.inputs[0].name)
+    return DEFAULT_OUTPUT
 
 
 def datatype_of(dtype: np.dtype) -> str:
@@ -416,13 +515,13 @@ def raw_array(datatype: str, shape: tuple[int, ...], raw: bytes | memoryview, na
     dtype = DATATYPES[datatype]
     if len(raw) != count * dtype.itemsize:
         raise BadRequest(
-            f"V2 input {name!r}: {len(raw)} bytes of {datatype} data do not fit shape {list(shape)}, "
+            f"V2 input {shown(name)}: {len(raw)} bytes of {datatype} data do not fit shape {list(shape)}, "
             f"which holds {count} values of {dtype.itemsize} bytes ({count * dtype.itemsize} bytes)"
         )
     if datatype == "BOOL":
         flags = np.frombuffer(raw, dtype=np.uint8)
         if flags.size and flags.max() > 1:
-            raise BadRequest(f"V2 input {name!r}: BOOL bytes must be 0 or 1, found {int(flags.max())}")
+            raise BadRequest(f"V2 input {shown(name)}: BOOL bytes must be 0 or 1, found {int(flags.max())}")
         return flags.view(np.bool_)
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
 
@@ -430,22 +529,24 @@ def raw_array(datatype: str, shape: tuple[int, ...], raw: bytes | memoryview, na
 def _bytes_elements(raw: bytes | memoryview, count: int, name: str) -> np.ndarray:
     if count * 4 > len(raw):
         raise BadRequest(
-            f"V2 input {name!r}: {len(raw)} bytes cannot hold {count} BYTES elements (each needs a 4-byte length)"
+            f"V2 input {shown(name)}: {len(raw)} bytes cannot hold {count} BYTES elements (each needs a 4-byte length)"
         )
     view = memoryview(raw)
     elements = np.empty(count, dtype=object)
     offset, end = 0, len(view)
     for i in range(count):
         if offset + 4 > end:
-            raise BadRequest(f"V2 input {name!r}: BYTES element {i} has no 4-byte length: the data ends at byte {end}")
+            raise BadRequest(f"V2 input {shown(name)}: BYTES element {i} has no 4-byte length: "
+                             f"the data ends at byte {end}")
         length = int.from_bytes(view[offset:offset + 4], "little")
         offset += 4
         if offset + length > end:
             raise BadRequest(
-                f"V2 input {name!r}: BYTES element {i} of {length} bytes runs past the end of its data ({end} bytes)"
+                f"V2 input {shown(name)}: BYTES element {i} of {length} bytes runs past the end of its data "
+                f"({end} bytes)"
             )
         elements[i] = bytes(view[offset:offset + length])
         offset += length
     if offset != end:
-        raise BadRequest(f"V2 input {name!r}: {end - offset} bytes are left after its {count} BYTES elements")
+        raise BadRequest(f"V2 input {shown(name)}: {end - offset} bytes are left after its {count} BYTES elements")
     return elements

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from starlette.types import Message, Receive, Scope, Send
 
 from sigserve.codecs.protocol import Incoming
+from sigserve.codecs.v2.decode import HEADER_LENGTH
 from sigserve.errors import BodyTooLarge, ModelUnavailable, SigserveError
 from sigserve.manager.fleet import ModelSet, ServedModel
 from sigserve.manager.lru import ResidentModels
@@ -28,7 +29,7 @@ from sigserve.server.metrics import Metrics
 from sigserve.server.paths import ScoringPath, media_label, scoring_path
 from sigserve.server.routes import starlette_app
 from sigserve.server.scheduler import ModelLane, Scheduler
-from sigserve.server.settings import ConnectionLimits, ServerSettings
+from sigserve.server.settings import DEFAULT_TIMEOUT_SECONDS, DRAIN_GRACE_SECONDS, ConnectionLimits, ServerSettings
 from sigserve.server.shadow import ShadowRunner
 from sigserve.server.stats import InferenceStats
 
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
 
 JSON = b"application/json"
 MODEL_ALIAS_HEADER = b"x-model-alias"
-GRPC_GRACE_SECONDS = 5.0  # past the request timeout, for gRPC calls in flight at SIGTERM
-INFERENCE_HEADER_LENGTH = b"inference-header-content-length"  # V2 binary tensor data
+INFERENCE_HEADER_LENGTH = HEADER_LENGTH.lower().encode("ascii")  # V2 binary tensor data
 
 
 @dataclass(slots=True)
@@ -108,7 +108,7 @@ class ScoringApp:
         """SIGTERM: readiness answers 503 from now on, while open connections are still served."""
         self.draining = True
         if self.grpc is not None:  # new calls refused, those in flight finish
-            self.grpc.drain((self.timeout_seconds or 60.0) + GRPC_GRACE_SECONDS)
+            self.grpc.drain((self.timeout_seconds or DEFAULT_TIMEOUT_SECONDS) + DRAIN_GRACE_SECONDS)
 
     def started(self) -> None:
         self.tracer = tracing.start()
@@ -152,7 +152,7 @@ class ScoringApp:
         status, sent, model, version = 500, 0, None, None
         try:
             if self.auth is not None and (refused := self.auth.refusal(scope)) is not None:
-                self._count_refusal(refused)
+                self.count_refusal(refused)
                 status, sent = await self.auth.answer(scope, send, refused, extra)
                 return
             target = scoring_path(scope["method"], scope["path"])
@@ -268,7 +268,7 @@ class ScoringApp:
                 payload_format = getattr(exc, "payload_format", None) or decoded_format or (
                     media_label(content_type) if payload_format == "json" else payload_format)
                 headers = [*headers, *((k.lower().encode(), v.encode()) for k, v in error_headers(exc).items())]
-                self._count_refusal(exc)
+                self.count_refusal(exc)
             if status != 499:
                 await _send_json(send, status, payload, headers, media)
         finally:
@@ -325,7 +325,8 @@ class ScoringApp:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _count_refusal(self, error: Exception) -> None:
+    def count_refusal(self, error: Exception) -> None:
+        """A refusal's schema-error or rejection metric, for either protocol."""
         if self.metrics is None or not isinstance(error, SigserveError):
             return
         if error.schema_reason is not None:

@@ -1,5 +1,6 @@
 """The one place errors become gRPC statuses: the HTTP status each error carries (the same as
-REST answers, see `http_errors.py`) mapped to a gRPC code, with the REST answer's message."""
+REST answers, see `http_errors.py`) mapped to a gRPC code, with the REST answer's message, cut
+to fit gRPC's metadata (a message echoing a long client value stays the client's error)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import grpc
 
 from sigserve.codecs.protocol import Codec
 from sigserve.server.http_errors import render_error
+
+# The details travel percent-encoded in the `grpc-message` trailer: gRPC refuses trailers past
+# 16 KiB (and may past 8 KiB) with RESOURCE_EXHAUSTED, so longer details are cut to this, encoded.
+MAX_DETAILS_BYTES = 4096
+CUT = "…"
 
 # HTTP status -> gRPC code, as gRPC's own HTTP mapping and KServe/Triton answer.
 STATUS_CODES: dict[int, grpc.StatusCode] = {
@@ -36,4 +42,21 @@ def grpc_error(error: Exception, codec: Codec) -> tuple[int, grpc.StatusCode, st
     """The HTTP status (for metrics), gRPC code and message of an error: a typed error's own
     message, or a logged 500 that says nothing of the internals."""
     status, details = render_error(error, codec)
-    return status, grpc_code(status), details.decode("utf-8")
+    return status, grpc_code(status), capped(details.decode("utf-8"))
+
+
+def capped(details: str, limit: int = MAX_DETAILS_BYTES) -> str:
+    """`details` cut, ending in "…", so that gRPC's percent-encoding of it (each UTF-8 byte
+    outside printable ASCII, and `%`, as three) takes at most `limit` bytes."""
+    if len(details) * 12 <= limit or _encoded_size(details) <= limit:  # 12: 4 UTF-8 bytes, 3 each
+        return details
+    budget, size = limit - _encoded_size(CUT), 0
+    for position, character in enumerate(details):
+        size += _encoded_size(character)
+        if size > budget:
+            return details[:position] + CUT
+    raise AssertionError("unreachable: the details are over the limit")
+
+
+def _encoded_size(text: str) -> int:
+    return sum(1 if " " <= c <= "~" and c != "%" else 3 * len(c.encode("utf-8", "replace")) for c in text)

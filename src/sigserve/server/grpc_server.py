@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
@@ -29,7 +30,7 @@ from sigserve.codecs.grpc import messages
 from sigserve.codecs.grpc.codec import GRPC, parse_request
 from sigserve.codecs.protocol import Incoming
 from sigserve.codecs.v2.metadata import v2_model_metadata
-from sigserve.errors import ModelNotServed, ModelUnavailable
+from sigserve.errors import BadRequest, ModelNotServed, ModelUnavailable
 from sigserve.manager.fleet import ModelGroup, ModelSet, ServedModel
 from sigserve.manager.lru import ResidentModels
 from sigserve.scoring import Phases, Prepared, Scorer
@@ -42,6 +43,7 @@ from sigserve.server.scheduler import ModelLane, Scheduler
 from sigserve.server.settings import GrpcListener, ServerSettings
 from sigserve.server.shadow import ShadowRunner
 from sigserve.server.tls import TlsFiles, server_context
+from sigserve.server.tracing import Tracer
 
 logger = logging.getLogger("sigserve.grpc")
 
@@ -49,7 +51,11 @@ SERVICE = messages.SERVICE
 HEALTH_SERVICE = "grpc.health.v1.Health"
 # The REST paths whose openness (auth's probe paths) the gRPC liveness and readiness RPCs share.
 PROBE_EQUIVALENTS = {"ServerLive": "/v2/health/live", "ServerReady": "/v2/health/ready"}
-STOP_GRACE_MARGIN_SECONDS = 1.0
+# grpcio's message size options are C ints: a larger --max-body-bytes stops at this for gRPC.
+MAX_MESSAGE_BYTES = 2**31 - 1
+# Metadata values are printable ASCII: the rest of an answer header's text, and `%`, percent-encoded.
+METADATA_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+LISTED_NAMES = 20
 
 
 class ScoringApp(Protocol):
@@ -64,12 +70,13 @@ class ScoringApp(Protocol):
     shadow: ShadowRunner
     access_log: AccessLog | None
     auth: BearerAuth | None
+    tracer: Tracer | None
     draining: bool
 
     def choose(self, target: ScoringPath, headers: dict[bytes, bytes]) -> Any: ...
     def record_inference(self, picked: Any, succeeded: bool, seconds: float, rows: int | None,
                          phases: Phases | None) -> None: ...
-    def _count_refusal(self, error: Exception) -> None: ...
+    def count_refusal(self, error: Exception) -> None: ...
 
 
 def check_port_free(listener: GrpcListener) -> str | None:
@@ -105,9 +112,8 @@ class GrpcServer:
         """Bind now (a port taken since the start-up check stops the worker) and serve from the
         running event loop."""
         app = self.app
-        max_message = app.settings.max_body_bytes
         server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", max_message),
+            ("grpc.max_receive_message_length", min(app.settings.max_body_bytes, MAX_MESSAGE_BYTES)),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1),
         ])
@@ -121,13 +127,14 @@ class GrpcServer:
         else:
             server.add_insecure_port(address)
         self.server = server
-        asyncio.get_running_loop().create_task(server.start())
+        loop = asyncio.get_running_loop()
+        self.health.follow(loop)
+        loop.create_task(server.start())
 
     def drain(self, grace_seconds: float) -> None:
         """SIGTERM: health says NOT_SERVING, new calls are refused, calls in flight get `grace_seconds`."""
         if self.server is None or self._stopping is not None:
             return
-        self.health.draining = True
         self._stopping = asyncio.get_running_loop().create_task(self._stop(grace_seconds))
 
     async def _stop(self, grace_seconds: float) -> None:
@@ -178,22 +185,42 @@ def _stat(files: TlsFiles) -> tuple[tuple[int, int, int, int], ...]:
 
 class _Health(health_aio.HealthServicer):  # type: ignore[misc]
     """`grpc.health.v1`: "" is the server's liveness (SERVING until it drains), the inference
-    service its readiness (every model ready), asked afresh on each Check."""
+    service its readiness (every model ready). Both kept in the servicer through its `set()`, so
+    `Watch` streams what `Check` answers: readiness is set again whenever a model version comes
+    in (reload, or a load under `--max-loaded-models`) and on each Check; the drain's
+    `enter_graceful_shutdown` makes both NOT_SERVING for good."""
 
     def __init__(self, app: ScoringApp) -> None:
         super().__init__()
         self.app = app
-        self.draining = False
-        self._server_status[SERVICE] = health_pb2.HealthCheckResponse.SERVING
+        self._refreshing: set[asyncio.Task[None]] = set()  # held until done, or asyncio may drop them
+
+    def follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Readiness now, and again after every swap (reported from the reload thread too)."""
+
+        def refresh_soon() -> None:
+            task = loop.create_task(self.refresh())
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshing.discard)
+
+        def swapped(_servable: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(refresh_soon)
+            except RuntimeError:  # the worker's loop has closed: no one is watching
+                pass
+
+        refresh_soon()
+        for served in self.app.models:
+            served.manager.on_swap(swapped)
+
+    async def refresh(self) -> None:
+        ready = not self.app.draining and _all_ready(self.app)
+        await self.set(SERVICE, health_pb2.HealthCheckResponse.SERVING if ready else
+                       health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802 - gRPC's name
-        serving = health_pb2.HealthCheckResponse.SERVING
-        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-        if request.service == "":
-            return health_pb2.HealthCheckResponse(status=not_serving if self.draining else serving)
         if request.service == SERVICE:
-            ready = not self.draining and not self.app.draining and _all_ready(self.app)
-            return health_pb2.HealthCheckResponse(status=serving if ready else not_serving)
+            await self.refresh()
         return await super().Check(request, context)
 
 
@@ -241,7 +268,7 @@ class _Inference:
             return
         refused = auth.refusal(_scope(context, PROBE_EQUIVALENTS.get(method, f"/{SERVICE}/{method}")))
         if refused is not None:
-            self.app._count_refusal(refused)
+            self.app.count_refusal(refused)
             await _abort(context, refused)
 
     async def _find(self, context: grpc.aio.ServicerContext, name: str, version: str) -> tuple[ModelGroup, ServedModel]:
@@ -291,10 +318,13 @@ class _Inference:
         phases: Phases | None = None
         failure: tuple[grpc.StatusCode, str] | None = None
         error: Exception | None = None
+        answer: tuple[bytes, tuple[tuple[str, str], ...]] | None = None
         try:
             try:
                 message = parse_request(body)
-                target = ScoringPath(GRPC, message.model_name or None, message.model_version or None)
+                if not message.model_name:  # REST always names it; Triton and KServe clients always send it
+                    raise BadRequest(f"ModelInfer needs a model_name; this server serves {_names(app.models)}")
+                target = ScoringPath(GRPC, message.model_name, message.model_version or None)
                 picked = app.choose(target, metadata)
                 model_label = picked.served.key
                 if app.residency is not None:  # loaded first if it is not in memory, held until released
@@ -316,15 +346,14 @@ class _Inference:
                     metrics.version_scored(model_label, chosen.servable.version, time.perf_counter() - scoring_started)
                 if chosen.shadow is not None:
                     app.shadow.submit(chosen.shadow, GRPC, request, scored, model_label)
-                await context.send_initial_metadata(_answer_metadata(request_id, chosen.servable.headers))
+                answer = scored.body, _answer_metadata(request_id, chosen.servable.headers)
                 sent = len(scored.body)
-                return scored.body  # type: ignore[no-any-return]
             except Exception as exc:  # noqa: BLE001 - every error becomes a gRPC status
                 status, code, details = grpc_error(exc, GRPC)
                 if isinstance(exc, ModelUnavailable):
                     model_label = exc.model
                 payload_format = getattr(exc, "payload_format", None) or payload_format
-                app._count_refusal(exc)
+                app.count_refusal(exc)
                 failure, error = (code, details), exc
         finally:
             if chosen is not None and app.residency is not None:
@@ -349,8 +378,12 @@ class _Inference:
                 app.access_log.record(_log_scope(context), status, sent, seconds, request_id,
                                       served.served.key if served else None,
                                       served.servable.version if served else None)
-        assert failure is not None  # the answer was returned above otherwise
-        await context.abort(failure[0], failure[1], trailing_metadata=(("x-request-id", request_id.decode()),))
+        if answer is not None:  # sent only now: an error past this point is never followed by an abort
+            await context.send_initial_metadata(answer[1])
+            return answer[0]
+        assert failure is not None
+        request_id_entry = ("x-request-id", _metadata_value(request_id))
+        await context.abort(failure[0], failure[1], trailing_metadata=(request_id_entry,))
         raise AssertionError("unreachable: abort raises")
 
 
@@ -386,7 +419,21 @@ def _log_scope(context: grpc.aio.ServicerContext) -> dict[str, Any]:
     return {"client": client, "method": "POST", "path": f"/{SERVICE}/ModelInfer", "http_version": "2"}
 
 
-def _answer_metadata(request_id: bytes, headers: Any) -> tuple[tuple[str, str], ...]:
+def _answer_metadata(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
     """REST's answer headers as initial metadata: the request ID, the model version that answered."""
-    return (("x-request-id", request_id.decode()),
-            *((key.decode("latin-1"), value.decode("latin-1")) for key, value in headers))
+    return tuple((key.decode("latin-1"), _metadata_value(value)) for key, value in
+                 ((b"x-request-id", request_id), *headers))
+
+
+def _metadata_value(value: bytes) -> str:
+    """A REST header value as a valid gRPC metadata value (printable ASCII): the text an HTTP
+    client reads from the header (latin-1), percent-encoded as RFC 3986 says (UTF-8) where it is
+    not printable ASCII, and `%` too, so `urllib.parse.unquote` gives that text back."""
+    return urllib.parse.quote(value.decode("latin-1"), safe=METADATA_SAFE)
+
+
+def _names(models: ModelSet) -> str:
+    """The served names, at most LISTED_NAMES of them."""
+    names = [group.name for group in models.groups.values()]
+    more = f" and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else ""
+    return f"{names[:LISTED_NAMES]}{more}"

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sigserve.codecs.tensors import DATATYPE_NAMES
+from sigserve.codecs.v2.decode import HEADER_LENGTH
+
 TAG = {"name": "v2", "description": "The Open Inference Protocol (KServe V2, Triton's HTTP API)"}
 JSON = "application/json"
 BINARY = "application/octet-stream"
-HEADER_LENGTH = "Inference-Header-Content-Length"
-DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-             "FP16", "FP32", "FP64", "BYTES"]
 BINARY_NOTE = (
     f"**Binary tensor data extension:** send the JSON request followed by the inputs' raw bytes, with "
     f"`{HEADER_LENGTH}: <length of the JSON part>` and, per input, `parameters.binary_data_size`. Tensors are "
@@ -28,7 +28,7 @@ SCHEMAS: dict[str, Any] = {
     "V2Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "V2TensorMetadata": {
         "type": "object", "required": ["name", "datatype", "shape"],
-        "properties": {"name": {"type": "string"}, "datatype": {"enum": DATATYPES}, "shape": _SHAPE},
+        "properties": {"name": {"type": "string"}, "datatype": {"enum": DATATYPE_NAMES}, "shape": _SHAPE},
     },
     "V2ServerMetadata": {
         "type": "object", "required": ["name", "version", "extensions"],
@@ -50,7 +50,7 @@ SCHEMAS: dict[str, Any] = {
     "V2RequestInput": {
         "type": "object", "required": ["name", "shape", "datatype"],
         "properties": {
-            "name": {"type": "string"}, "shape": _SHAPE, "datatype": {"enum": DATATYPES},
+            "name": {"type": "string"}, "shape": _SHAPE, "datatype": {"enum": DATATYPE_NAMES},
             "parameters": {**_PARAMETERS, "properties": {"binary_data_size": {
                 "type": "integer", "minimum": 0, "description": "Bytes of this input after the JSON part"}}},
             "data": _DATA,
@@ -79,7 +79,7 @@ SCHEMAS: dict[str, Any] = {
             "parameters": _PARAMETERS,
             "outputs": {"type": "array", "items": {
                 "type": "object", "required": ["name", "shape", "datatype"],
-                "properties": {"name": {"type": "string"}, "shape": _SHAPE, "datatype": {"enum": DATATYPES},
+                "properties": {"name": {"type": "string"}, "shape": _SHAPE, "datatype": {"enum": DATATYPE_NAMES},
                                "parameters": {**_PARAMETERS, "properties": {
                                    "binary_data_size": {"type": "integer", "minimum": 0}}},
                                "data": _DATA}}},

@@ -15,13 +15,12 @@ from gunicorn.app.base import BaseApplication
 from sigserve.server.app import ScoringApp
 from sigserve.server.draining import serve_single
 from sigserve.server.metrics import mark_process_dead
+from sigserve.server.settings import DEFAULT_TIMEOUT_SECONDS, DRAIN_GRACE_SECONDS
 from sigserve.server.tls import TlsFiles, gunicorn_options, uvicorn_options
 
-DEFAULT_TIMEOUT_SECONDS = 60.0
 WORKER_GRACE_SECONDS = 30  # a worker silent this long past the request timeout is restarted
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 MALLOC_ARENAS = 2
-DRAIN_GRACE_SECONDS = 5  # on SIGTERM, in-flight requests get their timeout plus this to finish
 
 
 TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from sigserve.server.tls import TlsFiles
 
 RESERVED_DESCRIPTORS = 64  # for the model's files, logs, the registry and metrics
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DRAIN_GRACE_SECONDS = 5  # on SIGTERM, in-flight requests (HTTP and gRPC) get their timeout plus this
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class GrpcListener:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    timeout_seconds: float | None = 60.0
+    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS
     max_body_bytes: int = 64 * 1024 * 1024
     max_concurrency: int = 64
     access_log: bool = True

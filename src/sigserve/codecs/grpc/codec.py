@@ -10,7 +10,6 @@ output is FP16, which has no typed field.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
@@ -19,11 +18,10 @@ from sigserve.codecs.grpc.messages import ModelInferRequest, ModelInferResponse
 from sigserve.codecs.limits import DecodeLimits
 from sigserve.codecs.protocol import DecodedRequest, Incoming, ModelInterface
 from sigserve.codecs.tensors import (
-    BYTES_ELEMENT_COST,
     DATATYPES,
-    DEFAULT_OUTPUT,
     FORMAT,
     InputTensor,
+    ObjectBudget,
     OutputTensor,
     bytes_elements,
     check_datatype,
@@ -31,12 +29,13 @@ from sigserve.codecs.tensors import (
     check_shape,
     check_values,
     decode_tensors,
+    output_name,
     output_tensors,
     raw_array,
     raw_bytes,
+    shown,
 )
 from sigserve.errors import BadRequest
-from sigserve.model.schema import Schema
 
 # The typed `InferTensorContents` field of each datatype, and the dtype protobuf's values come in.
 CONTENTS_FIELDS: dict[str, tuple[str, np.dtype]] = {
@@ -64,12 +63,13 @@ class GrpcCodec:
 
     def decode(self, request: Incoming, model: ModelInterface, limits: DecodeLimits) -> DecodedRequest:
         message = request.parsed if request.parsed is not None else parse_request(request.body)
-        decoded = decode_tensors(request_tensors(message, limits), request_parameters(message.parameters),
-                                 model.input_schema, limits)
+        budget = ObjectBudget(limits)  # one decoded-bytes total for the whole request
+        decoded = decode_tensors(request_tensors(message, limits, budget), request_parameters(message.parameters),
+                                 model.input_schema, limits, budget)
         encode = functools.partial(
             encode_response, model_name=request.model_name, model_version=request.model_version,
             request_id=message.id, wanted=[output.name for output in message.outputs] or None,
-            default_name=_output_name(model.output_schema), raw=len(message.raw_input_contents) > 0,
+            default_name=output_name(model.output_schema), raw=len(message.raw_input_contents) > 0,
         )
         return DecodedRequest(decoded, encode)
 
@@ -81,7 +81,7 @@ class GrpcCodec:
 GRPC = GrpcCodec()
 
 
-def request_tensors(message: Any, limits: DecodeLimits) -> list[InputTensor]:
+def request_tensors(message: Any, limits: DecodeLimits, budget: ObjectBudget) -> list[InputTensor]:
     """Each input as a flat numpy array of its datatype, from its raw bytes or typed contents;
     rows are counted before any data is converted."""
     raw = message.raw_input_contents
@@ -95,11 +95,10 @@ def request_tensors(message: Any, limits: DecodeLimits) -> list[InputTensor]:
         shape = check_shape(name, list(item.shape))
         check_rows(name, shape, limits)
         if datatype == "BYTES":  # each element becomes a Python object: bounded before any is made
-            size = len(raw[position]) if raw else item.contents.ByteSize()
-            limits.check_decoded(size + BYTES_ELEMENT_COST * math.prod(shape), f"V2 input {name!r}", estimated=True)
+            budget.add_bytes(name, shape, len(raw[position]) if raw else item.contents.ByteSize())
         if raw:
             if item.HasField("contents"):
-                raise BadRequest(f"V2 input {name!r} has typed contents in a request that uses raw_input_contents; "
+                raise BadRequest(f"V2 input {shown(name)} has typed contents in a request that uses raw_input_contents; "
                                  "send every input one way")
             data = raw_array(datatype, shape, raw[position], name)
         else:
@@ -110,14 +109,13 @@ def request_tensors(message: Any, limits: DecodeLimits) -> list[InputTensor]:
 
 def _typed(name: str, datatype: str, contents: Any) -> np.ndarray:
     if datatype in RAW_ONLY:
-        raise BadRequest(f"V2 input {name!r}: {datatype} has no typed contents field; send it in raw_input_contents")
+        raise BadRequest(f"V2 input {shown(name)}: {datatype} has no typed contents field; send it in raw_input_contents")
     field, dtype = CONTENTS_FIELDS[datatype]
+    others = [descriptor.name for descriptor, _ in contents.ListFields() if descriptor.name != field]
+    if others:  # never silently ignored, whether or not the datatype's own field has values too
+        raise BadRequest(f"V2 input {shown(name)}: a {datatype} tensor's values go in contents.{field}, "
+                         f"not {', '.join(others)}")
     values = getattr(contents, field)
-    if not values:
-        others = [descriptor.name for descriptor, _ in contents.ListFields()]
-        if others:
-            raise BadRequest(f"V2 input {name!r}: a {datatype} tensor's values go in contents.{field}, "
-                             f"not {', '.join(others)}")
     if datatype == "BYTES":
         array = np.empty(len(values), dtype=object)
         array[:] = list(values)
@@ -163,10 +161,3 @@ def encode_response(
 def _fill_contents(contents: Any, output: OutputTensor) -> None:
     field = getattr(contents, CONTENTS_FIELDS[output.datatype][0])
     field.extend(bytes_elements(output) if output.datatype == "BYTES" else output.array.tolist())
-
-
-def _output_name(outputs: Schema | None) -> str:
-    """A single unnamed output takes the name of the signature's one output, as over REST."""
-    if outputs is not None and len(outputs.inputs) == 1 and outputs.inputs[0].name:
-        return str(outputs.inputs[0].name)
-    return DEFAULT_OUTPUT

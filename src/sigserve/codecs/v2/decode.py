@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,21 +19,24 @@ from sigserve.codecs.base import Decoded
 from sigserve.codecs.json_parse import check_json_size, parse_json
 from sigserve.codecs.limits import DEFAULT_LIMITS, DecodeLimits
 from sigserve.codecs.tensors import (
-    BYTES_ELEMENT_COST,
     DATATYPES,
     FORMAT,
     InputTensor,
+    ObjectBudget,
     check_datatype,
     check_rows,
     check_shape,
     decode_tensors,
     raw_array,
+    shown,
 )
 from sigserve.errors import BadRequest
 from sigserve.model.schema import Schema
 
-__all__ = ["DATATYPES", "FORMAT", "V2Request", "decode_v2"]
-HEADER = "Inference-Header-Content-Length"
+__all__ = ["DATATYPES", "FORMAT", "HEADER_LENGTH", "V2Request", "decode_v2"]
+# The binary extension's header: the length of the JSON part (on requests and binary answers).
+HEADER_LENGTH = "Inference-Header-Content-Length"
+MAX_LENGTH_DIGITS = 19  # int64's
 # Request parameters that ask something of the protocol, not of the model: not passed on as params.
 PROTOCOL_PARAMETERS = frozenset({"binary_data_output"})
 
@@ -56,10 +58,12 @@ def decode_v2(
     check_json_size(header, limits, "The V2 request")
     try:
         document = parse_json(header)
-    except BadRequest:
+    except BadRequest as exc:
         if header_length is None:
             _refuse_unannounced_binary(body)
-        raise
+            raise
+        raise BadRequest(f"The first {len(header)} bytes of the body ({HEADER_LENGTH}) are not a JSON document: "
+                         f"{exc.message.removeprefix('Invalid JSON: ')}") from None
     if not isinstance(document, dict):
         raise BadRequest("A V2 inference request must be a JSON object with an 'inputs' list")
     raw_inputs = document.get("inputs")
@@ -67,7 +71,8 @@ def decode_v2(
         raise BadRequest("A V2 inference request needs a non-empty 'inputs' list")
     check_v2_rows(raw_inputs, limits)
     reader = _BinaryReader(binary, header_length is not None)
-    inputs = [_input(item, i, reader, limits) for i, item in enumerate(raw_inputs)]
+    budget = ObjectBudget(limits)
+    inputs = [_input(item, i, reader, budget) for i, item in enumerate(raw_inputs)]
     reader.finish()
     params = document.get("parameters")
     if params is not None and not isinstance(params, dict):
@@ -80,7 +85,7 @@ def decode_v2(
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest("V2 'id' must be a string")
     names, binary_by_output = _outputs(document)
-    return V2Request(decode_tensors(inputs, params, schema, limits), request_id, names, binary_outputs,
+    return V2Request(decode_tensors(inputs, params, schema, limits, budget), request_id, names, binary_outputs,
                      binary_by_output)
 
 
@@ -88,11 +93,13 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
     if header_length is None:
         return body, memoryview(b"")
     text = header_length.strip()
-    if not text.isdigit():
-        raise BadRequest(f"The {HEADER} header must be a non-negative integer, got {header_length!r}")
+    if not (text.isascii() and text.isdigit()):  # str.isdigit takes '²' and other scripts' digits
+        raise BadRequest(f"The {HEADER_LENGTH} header must be a non-negative integer, got {shown(header_length)}")
+    if len(text) > MAX_LENGTH_DIGITS:
+        raise BadRequest(f"The {HEADER_LENGTH} header has {len(text)} digits; a length has at most {MAX_LENGTH_DIGITS}")
     length = int(text)
     if length > len(body):
-        raise BadRequest(f"The {HEADER} header says the JSON header has {length} bytes, but the body has only "
+        raise BadRequest(f"The {HEADER_LENGTH} header says the JSON header has {length} bytes, but the body has only "
                          f"{len(body)}")
     view = memoryview(body)
     return bytes(view[:length]), view[length:]
@@ -108,7 +115,7 @@ def _refuse_unannounced_binary(body: bytes) -> None:
     extra = len(body) - len(text[:end].encode("utf-8", "surrogateescape"))
     if extra:
         raise BadRequest(f"The request body has {extra} bytes after its JSON document: binary tensor data needs the "
-                         f"{HEADER} header (the length of the JSON part)")
+                         f"{HEADER_LENGTH} header (the length of the JSON part)")
 
 
 class _BinaryReader:
@@ -119,13 +126,14 @@ class _BinaryReader:
 
     def take(self, name: str, size: Any) -> memoryview:
         if not self.announced:
-            raise BadRequest(f"V2 input {name!r} has 'binary_data_size', but binary tensor data needs the {HEADER} "
-                             "header (the length of the JSON part)")
+            raise BadRequest(f"V2 input {shown(name)} has 'binary_data_size', but binary tensor data needs the "
+                             f"{HEADER_LENGTH} header (the length of the JSON part)")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise BadRequest(f"V2 input {name!r}: 'binary_data_size' must be a non-negative integer, got {size!r}")
+            raise BadRequest(f"V2 input {shown(name)}: 'binary_data_size' must be a non-negative integer, "
+                             f"got {shown(size)}")
         end = self.offset + size
         if end > len(self.data):
-            raise BadRequest(f"V2 input {name!r}: 'binary_data_size' is {size} bytes, but only "
+            raise BadRequest(f"V2 input {shown(name)}: 'binary_data_size' is {size} bytes, but only "
                              f"{len(self.data) - self.offset} bytes of binary data are left in the body")
         chunk = self.data[self.offset:end]
         self.offset = end
@@ -138,15 +146,15 @@ class _BinaryReader:
                              "(the JSON header's length or an input's size is wrong)")
 
 
-def _input(item: Any, position: int, reader: _BinaryReader, limits: DecodeLimits) -> InputTensor:
+def _input(item: Any, position: int, reader: _BinaryReader, budget: ObjectBudget) -> InputTensor:
     if not isinstance(item, dict):
         raise BadRequest(f"V2 input {position} must be an object with name, shape, datatype and data")
     name = item.get("name")
     if not isinstance(name, str):
-        raise BadRequest(f"V2 input {position}: 'name' must be a string, got {name!r}")
+        raise BadRequest(f"V2 input {position}: 'name' must be a string, got {shown(name)}")
     parameters = item.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
-        raise BadRequest(f"V2 input {name!r}: 'parameters' must be an object, got {parameters!r}")
+        raise BadRequest(f"V2 input {shown(name)}: 'parameters' must be an object, got {shown(parameters)}")
     binary = parameters is not None and "binary_data_size" in parameters
     missing = [key for key in ("shape", "datatype") if key not in item]
     if not binary and "data" not in item:
@@ -157,10 +165,10 @@ def _input(item: Any, position: int, reader: _BinaryReader, limits: DecodeLimits
         shape = check_shape(name, item["shape"])
         datatype = check_datatype(name, item["datatype"])
         if "data" in item:
-            raise BadRequest(f"V2 input {name!r} has both 'data' and 'binary_data_size': send its values one way")
+            raise BadRequest(f"V2 input {shown(name)} has both 'data' and 'binary_data_size': send its values one way")
         raw = reader.take(name, parameters["binary_data_size"])
-        if datatype == "BYTES":
-            limits.check_decoded(len(raw) + BYTES_ELEMENT_COST * math.prod(shape), f"V2 input {name!r}", estimated=True)
+        if datatype == "BYTES":  # each element becomes a Python object: counted before any is made
+            budget.add_bytes(name, shape, len(raw))
         return InputTensor(name, shape, datatype, raw_array(datatype, shape, raw, name))
     # JSON: shape and datatype are checked with the values, by decode_tensors
     shape = item["shape"]
@@ -177,14 +185,14 @@ def _flatten(data: Any, name: str) -> list[Any]:
         if list not in kinds:
             return data
         if kinds != {list}:
-            raise BadRequest(f"V2 input {name!r}: 'data' mixes nested lists and values at one level")
+            raise BadRequest(f"V2 input {shown(name)}: 'data' mixes nested lists and values at one level")
         data = list(itertools.chain.from_iterable(data))
     return data
 
 
 def _flag(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
-        raise BadRequest(f"V2 {what} must be true or false, got {value!r}")
+        raise BadRequest(f"V2 {what} must be true or false, got {shown(value)}")
     return value
 
 
@@ -200,9 +208,10 @@ def _outputs(document: dict[str, Any]) -> tuple[list[str] | None, dict[str, bool
         if parameters is None:
             continue
         if not isinstance(parameters, dict):
-            raise BadRequest(f"V2 output {output['name']!r}: 'parameters' must be an object, got {parameters!r}")
+            raise BadRequest(f"V2 output {shown(output['name'])}: 'parameters' must be an object, "
+                             f"got {shown(parameters)}")
         if "binary_data" in parameters:
-            binary[output["name"]] = _flag(parameters["binary_data"], f"output {output['name']!r}: 'binary_data'")
+            binary[output["name"]] = _flag(parameters["binary_data"], f"output {shown(output['name'])}: 'binary_data'")
     return [o["name"] for o in outputs], binary or None
 
 

@@ -13,12 +13,20 @@ from typing import Any
 
 from sigserve.codecs.json_encode import encode_json
 from sigserve.codecs.protocol import Encoded
-from sigserve.codecs.tensors import DEFAULT_OUTPUT, OutputTensor, datatype_of, json_data, output_tensors, raw_bytes
-from sigserve.model.schema import Schema
+from sigserve.codecs.tensors import (
+    DEFAULT_OUTPUT,
+    OutputTensor,
+    datatype_of,
+    json_data,
+    output_name,
+    output_tensors,
+    raw_bytes,
+)
+from sigserve.codecs.v2.decode import HEADER_LENGTH
 
 __all__ = ["DEFAULT_OUTPUT", "datatype_of", "encode_v2_response", "output_name"]
 OCTET_STREAM = b"application/octet-stream"
-HEADER_LENGTH = b"inference-header-content-length"
+HEADER_NAME = HEADER_LENGTH.lower().encode("ascii")
 
 
 def encode_v2_response(
@@ -51,7 +59,7 @@ def encode_v2_response(
     header = encode_json(document)
     if not raw:
         return header
-    return Encoded(b"".join([header, *raw]), OCTET_STREAM, ((HEADER_LENGTH, b"%d" % len(header)),))
+    return Encoded(b"".join([header, *raw]), OCTET_STREAM, ((HEADER_NAME, b"%d" % len(header)),))
 
 
 def _header(tensor: OutputTensor) -> dict[str, Any]:
@@ -60,10 +68,3 @@ def _header(tensor: OutputTensor) -> dict[str, Any]:
 
 def _json_output(tensor: OutputTensor) -> dict[str, Any]:
     return {**_header(tensor), "data": json_data(tensor)}
-
-
-def output_name(outputs: Schema | None) -> str:
-    """A single unnamed output takes the name of the signature's one output, else `predict`."""
-    if outputs is not None and len(outputs.inputs) == 1 and outputs.inputs[0].name:
-        return str(outputs.inputs[0].name)
-    return DEFAULT_OUTPUT

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import math
+import struct
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ SLOT_BYTES = 8
 CACHED_DATATYPES = frozenset({"BOOL", "UINT8"})
 SHOWN_CHARS = 200  # a client's value echoed in a message is cut here
 _INT64_MAX = np.iinfo(np.int64).max
+_BYTES_LENGTH = struct.Struct("<I")  # each BYTES element's little-endian length
 _KIND_DATATYPES = {"b": "BOOL", "O": "BYTES", "U": "BYTES", "S": "BYTES", "M": "BYTES"}
 
 
@@ -304,6 +306,16 @@ def _converted(dtype: np.dtype, spec: ColSpec | TensorSpec | None) -> bool:
 
 
 def _as_text(name: str, data: np.ndarray, strict: bool) -> np.ndarray:
+    try:
+        decoded = [element.decode("utf-8") for element in data]
+    except (UnicodeDecodeError, AttributeError):  # not UTF-8, or not all bytes: element by element
+        return _as_text_each(name, data, strict)
+    text = np.empty(len(data), dtype=object)
+    text[:] = decoded
+    return text
+
+
+def _as_text_each(name: str, data: np.ndarray, strict: bool) -> np.ndarray:
     text = np.empty(len(data), dtype=object)
     for i, element in enumerate(data):
         if isinstance(element, (bytes, bytearray, memoryview)):
@@ -531,22 +543,25 @@ def _bytes_elements(raw: bytes | memoryview, count: int, name: str) -> np.ndarra
         raise BadRequest(
             f"V2 input {shown(name)}: {len(raw)} bytes cannot hold {count} BYTES elements (each needs a 4-byte length)"
         )
-    view = memoryview(raw)
-    elements = np.empty(count, dtype=object)
-    offset, end = 0, len(view)
+    data = bytes(raw)
+    unpack = _BYTES_LENGTH.unpack_from
+    elements: list[bytes] = [b""] * count
+    offset, end = 0, len(data)
     for i in range(count):
         if offset + 4 > end:
             raise BadRequest(f"V2 input {shown(name)}: BYTES element {i} has no 4-byte length: "
                              f"the data ends at byte {end}")
-        length = int.from_bytes(view[offset:offset + 4], "little")
+        (length,) = unpack(data, offset)
         offset += 4
         if offset + length > end:
             raise BadRequest(
                 f"V2 input {shown(name)}: BYTES element {i} of {length} bytes runs past the end of its data "
                 f"({end} bytes)"
             )
-        elements[i] = bytes(view[offset:offset + length])
+        elements[i] = data[offset:offset + length]
         offset += length
     if offset != end:
         raise BadRequest(f"V2 input {shown(name)}: {end - offset} bytes are left after its {count} BYTES elements")
-    return elements
+    array = np.empty(count, dtype=object)
+    array[:] = elements
+    return array

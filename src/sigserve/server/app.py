@@ -9,18 +9,19 @@ response carries the request ID, and scoring answers the model version that answ
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.types import Message, Receive, Scope, Send
 
-from sigserve.codecs.protocol import Incoming
+from sigserve.codecs.protocol import Codec, Incoming
 from sigserve.codecs.v2.decode import HEADER_LENGTH
 from sigserve.errors import BodyTooLarge, ModelUnavailable, SigserveError
 from sigserve.manager.fleet import ModelSet, ServedModel
 from sigserve.manager.lru import ResidentModels
 from sigserve.manager.servable import Servable
-from sigserve.scoring import Phases, Prepared, Scorer
+from sigserve.scoring import Phases, Prepared, Scored, Scorer
 from sigserve.server import tracing
 from sigserve.server.access_log import AccessLog, request_id_of
 from sigserve.server.connections import READ_TIMED_OUT
@@ -234,26 +235,14 @@ class ScoringApp:
                 binary_header = request_headers.get(INFERENCE_HEADER_LENGTH) if codec.name == "v2" else None
                 request = Incoming(body, content_type, chosen.served.name, chosen.servable.version,
                                    binary_header_length=binary_header.decode("latin-1") if binary_header else None)
-                limits = self.settings.decode_limits
 
-                def prepare(scorer: Scorer) -> Prepared:
+                def remember(decoded: str) -> None:
                     nonlocal decoded_format
-                    prepared = scorer.prepare_request(codec, request, limits)
-                    decoded_format = prepared.format
-                    return prepared
+                    decoded_format = decoded
 
-                scoring_started = time.perf_counter()
-                scored = await self.scheduler.score(self.lanes[chosen.served.key], chosen.servable.scorer, prepare,
-                                                    len(body))
+                scored = await self.score_chosen(chosen, codec, request, remember)
                 status, payload, payload_format, rows = 200, scored.body, scored.format, scored.rows
                 phases = scored.phases
-                if phases is not None:
-                    phases.submitted = round(scoring_started * 1e9)  # perf_counter's clock in ns
-                if chosen.compared and metrics is not None:  # a champion and challenger: latency per version
-                    metrics.version_scored(model_label, chosen.servable.version,
-                                           time.perf_counter() - scoring_started)
-                if chosen.shadow is not None:
-                    self.shadow.submit(chosen.shadow, codec, request, scored, model_label)
                 if scored.answer is not None:  # not JSON: V2 binary tensor data
                     media, headers = scored.answer.content_type, [*headers, *scored.answer.headers]
             except _ClientGone:
@@ -282,6 +271,32 @@ class ScoringApp:
             if self.tracer is not None:
                 self._trace(scope, started, status, picked, payload_format, rows, phases, error)
         return status, len(payload), chosen or picked
+
+    async def score_chosen(self, chosen: Chosen, codec: Codec, request: Incoming,
+                           decoded: Callable[[str], None] | None = None) -> Scored:
+        """Any protocol's request on the version chosen for it: the scheduler runs decode → enforce →
+        predict → encode, then a champion and challenger's latency is kept and a shadow copy sent.
+        `decoded` hears the payload format once the body is decoded: the label of a request that
+        fails after that (the model raised, the timeout struck)."""
+        limits = self.settings.decode_limits
+
+        def prepare(scorer: Scorer) -> Prepared:
+            prepared = scorer.prepare_request(codec, request, limits)
+            if decoded is not None:
+                decoded(prepared.format)
+            return prepared
+
+        scoring_started = time.perf_counter()
+        scored = await self.scheduler.score(self.lanes[chosen.served.key], chosen.servable.scorer, prepare,
+                                            len(request.body))
+        if scored.phases is not None:
+            scored.phases.submitted = round(scoring_started * 1e9)  # perf_counter's clock in ns
+        if chosen.compared and self.metrics is not None:  # a champion and challenger: latency per version
+            self.metrics.version_scored(chosen.served.key, chosen.servable.version,
+                                        time.perf_counter() - scoring_started)
+        if chosen.shadow is not None:
+            self.shadow.submit(chosen.shadow, codec, request, scored, chosen.served.key)
+        return scored
 
     def record_inference(self, picked: Chosen, succeeded: bool, seconds: float, rows: int | None,
                          phases: Phases | None) -> None:

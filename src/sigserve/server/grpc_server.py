@@ -28,20 +28,18 @@ from grpc_health.v1.health import aio as health_aio
 from sigserve import __version__
 from sigserve.codecs.grpc import messages
 from sigserve.codecs.grpc.codec import GRPC, parse_request
-from sigserve.codecs.protocol import Incoming
+from sigserve.codecs.protocol import Codec, Incoming
 from sigserve.codecs.v2.metadata import v2_model_metadata
 from sigserve.errors import BadRequest, ModelNotServed, ModelUnavailable
 from sigserve.manager.fleet import ModelGroup, ModelSet, ServedModel
 from sigserve.manager.lru import ResidentModels
-from sigserve.scoring import Phases, Prepared, Scorer
+from sigserve.scoring import Phases, Scored
 from sigserve.server.access_log import AccessLog, request_id_of
 from sigserve.server.auth import BearerAuth
 from sigserve.server.grpc_errors import grpc_error
 from sigserve.server.metrics import Metrics
 from sigserve.server.paths import ScoringPath
-from sigserve.server.scheduler import ModelLane, Scheduler
 from sigserve.server.settings import GrpcListener, ServerSettings
-from sigserve.server.shadow import ShadowRunner
 from sigserve.server.tls import TlsFiles, server_context
 from sigserve.server.tracing import Tracer
 
@@ -65,15 +63,13 @@ class ScoringApp(Protocol):
     models: ModelSet
     residency: ResidentModels | None
     metrics: Metrics | None
-    scheduler: Scheduler
-    lanes: dict[str, ModelLane]
-    shadow: ShadowRunner
     access_log: AccessLog | None
     auth: BearerAuth | None
     tracer: Tracer | None
     draining: bool
 
     def choose(self, target: ScoringPath, headers: dict[bytes, bytes]) -> Any: ...
+    async def score_chosen(self, chosen: Any, codec: Codec, request: Incoming) -> Scored: ...
     def record_inference(self, picked: Any, succeeded: bool, seconds: float, rows: int | None,
                          phases: Phases | None) -> None: ...
     def count_refusal(self, error: Exception) -> None: ...
@@ -331,21 +327,8 @@ class _Inference:
                     picked.servable = await app.residency.acquire(picked.served)
                 chosen = picked
                 request = Incoming(body, None, chosen.served.name, chosen.servable.version, parsed=message)
-                limits = app.settings.decode_limits
-
-                def prepare(scorer: Scorer) -> Prepared:
-                    return scorer.prepare_request(GRPC, request, limits)
-
-                scoring_started = time.perf_counter()
-                scored = await app.scheduler.score(app.lanes[chosen.served.key], chosen.servable.scorer, prepare,
-                                                   len(body))
+                scored = await app.score_chosen(chosen, GRPC, request)
                 status, rows, payload_format, phases = 200, scored.rows, scored.format, scored.phases
-                if phases is not None:
-                    phases.submitted = round(scoring_started * 1e9)  # perf_counter's clock in ns
-                if chosen.compared and metrics is not None:
-                    metrics.version_scored(model_label, chosen.servable.version, time.perf_counter() - scoring_started)
-                if chosen.shadow is not None:
-                    app.shadow.submit(chosen.shadow, GRPC, request, scored, model_label)
                 answer = scored.body, _answer_metadata(request_id, chosen.servable.headers)
                 sent = len(scored.body)
             except Exception as exc:  # noqa: BLE001 - every error becomes a gRPC status

@@ -30,6 +30,7 @@ from sigserve.sources.resolved import ResolvedModel
 from sigserve.sources.source import resolve
 from sigserve.sources.settings import SourceSettings
 from sigserve.admin.cli import add_registry_commands, run_registry_command
+from sigserve.predict_cli import CONTENT_TYPES, add_predict_flags, batch_options, predict_in_batches
 from sigserve.scoring import Scorer
 from sigserve.native_threads import (
     default_native_threads,
@@ -43,7 +44,6 @@ DEFAULT_GRPC_PORT = 8081
 MODEL_URI_ENV = "MODEL_URI"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
-CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
 def _model_flags(parser: argparse.ArgumentParser, serving: bool = False) -> None:
@@ -210,9 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="score a file with the same decoding and enforcement")
     _model_flags(predict)
-    predict.add_argument("-i", "--input-path", default=None, help="input file (default stdin)")
-    predict.add_argument("-o", "--output-path", default=None, help="output file (default stdout)")
-    predict.add_argument("-t", "--content-type", default="json", choices=sorted(CONTENT_TYPES))
+    add_predict_flags(predict)
 
     info = commands.add_parser("info", help="print what a model URI resolves to, as JSON")
     _model_flags(info)
@@ -450,6 +448,9 @@ def connection_limits(args: argparse.Namespace, timeout: float) -> ConnectionLim
 
 
 def _predict(args: argparse.Namespace) -> int:
+    options = batch_options(args)
+    if options is not None:
+        return predict_in_batches(args, options, _resolve(args))
     body = Path(args.input_path).read_bytes() if args.input_path else sys.stdin.buffer.read()
     scorer = _load_scorer(args)
     result = scorer.score(CONTENT_TYPES[args.content_type], body, UNLIMITED).body  # a local file: no request limits

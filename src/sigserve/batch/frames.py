@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sigserve.codecs.arrow import arrow_table
-from sigserve.codecs.base import Decoded, ModelData, Table
+from sigserve.codecs.base import Decoded, ModelData
 from sigserve.codecs.limits import UNLIMITED
 from sigserve.codecs.selection import select_columns
 from sigserve.enforce import enforce_params
@@ -54,10 +54,6 @@ class FrameScorer:
 
     def score_arrow(self, table: pa.Table) -> pa.Table:
         return predictions_table(self.predict(self.decode_arrow(table)), table.num_rows, self.output_schema)
-
-
-def rows_of(data: ModelData) -> int | None:
-    return data.n_rows if isinstance(data, Table) else None
 
 
 def output_names(output_schema: Schema | None) -> list[str] | None:

@@ -33,14 +33,17 @@ def enforce_columns(table: Table, schema: Schema) -> pd.DataFrame:
 
 
 def build_frame(columns: dict[Any, Any], n_rows: int) -> pd.DataFrame:
-    """One 2-D block when every column shares a numeric dtype: far cheaper than a dict of columns."""
+    """One 2-D block when every column shares a numeric dtype: far cheaper than a dict of columns.
+    Stored column by column, as pandas stores a frame MLflow builds: its `to_numpy()` is then
+    column-major too, and a model's BLAS sums in the same order (a C-ordered block can differ from
+    MLflow's answer in the last bit)."""
     arrays = list(columns.values())
     index = pd.RangeIndex(n_rows)
     if arrays and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays):
         dtype = arrays[0].dtype
         if all(a.dtype == dtype for a in arrays):
             labels = _column_index(tuple(columns))
-            return pd.DataFrame(np.column_stack(arrays), columns=labels, index=index, copy=False)
+            return pd.DataFrame(np.stack(arrays).T, columns=labels, index=index, copy=False)
     return pd.DataFrame(columns, index=index)
 
 
@@ -54,11 +57,11 @@ def _numeric_block_frame(table: Table, selected: list[tuple[Any, ColSpec]]) -> p
     arrays = [np.asarray(table.columns[label]) for label, _ in selected]
     if len({array.dtype for array in arrays}) != 1 or any(array.ndim != 1 for array in arrays):
         return None  # an int64 column stacked with a float64 one would lose its exactness
-    block = convert_untyped_block(np.column_stack(arrays), Target.of(data_type))
+    block = convert_untyped_block(np.stack(arrays), Target.of(data_type))  # columns x rows, as `build_frame`
     if block is None:
         return None
     labels = _column_index(tuple(label for label, _ in selected))
-    return pd.DataFrame(block, columns=labels, index=pd.RangeIndex(table.n_rows), copy=False)
+    return pd.DataFrame(block.T, columns=labels, index=pd.RangeIndex(table.n_rows), copy=False)
 
 
 @functools.lru_cache(maxsize=64)

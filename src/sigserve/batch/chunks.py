@@ -18,13 +18,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 
-from sigserve.batch.frames import FrameScorer
+from sigserve.batch.frames import FrameScorer, decode_arrow
 from sigserve.codecs.base import ModelData
 from sigserve.codecs.limits import UNLIMITED
 from sigserve.codecs.mlflow.csv import CsvDecoder
 from sigserve.codecs.selection import select_columns
 from sigserve.codecs.tables import table_from_records
 from sigserve.errors import BadRequest
+from sigserve.model.schema import Schema
 
 INPUT_FORMATS = ("parquet", "csv", "jsonl")
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -44,7 +45,7 @@ class Chunk(Protocol):
     @property
     def n_rows(self) -> int: ...
 
-    def decode(self, scorer: FrameScorer) -> ModelData: ...
+    def decode(self, input_schema: Schema | None) -> ModelData: ...
 
     def slice(self, offset: int, length: int) -> Chunk: ...
 
@@ -88,8 +89,8 @@ class ArrowChunk:
     def n_rows(self) -> int:
         return self.table.num_rows
 
-    def decode(self, scorer: FrameScorer) -> ModelData:
-        return scorer.decode_arrow(self.table)
+    def decode(self, input_schema: Schema | None) -> ModelData:
+        return decode_arrow(self.table, input_schema)
 
     def slice(self, offset: int, length: int) -> ArrowChunk:
         return ArrowChunk(self.table.slice(offset, length), self.first_row + offset)
@@ -153,8 +154,8 @@ class CsvChunk:
     def body(self) -> bytes:
         return self.file.header + b"".join(self.records)
 
-    def decode(self, scorer: FrameScorer) -> ModelData:
-        return CsvDecoder().decode(self.body(), scorer.input_schema, {}, UNLIMITED).data
+    def decode(self, input_schema: Schema | None) -> ModelData:
+        return CsvDecoder().decode(self.body(), input_schema, {}, UNLIMITED).data
 
     def slice(self, offset: int, length: int) -> CsvChunk:
         return CsvChunk(self.file, self.records[offset:offset + length], self.first_row + offset)
@@ -279,7 +280,7 @@ class JsonLinesChunk:
                 raise BadRequest(f"Row {self.first_row + offset} is not valid JSON: {exc}") from None
         return records
 
-    def decode(self, scorer: FrameScorer) -> ModelData:
+    def decode(self, input_schema: Schema | None) -> ModelData:
         return table_from_records(self.records(), "The JSON Lines input")
 
     def slice(self, offset: int, length: int) -> JsonLinesChunk:

@@ -39,9 +39,7 @@ class FrameScorer:
         return cls(load_model(model_dir), params)
 
     def decode_arrow(self, table: pa.Table) -> ModelData:
-        """The columns the model can use, as the Parquet codec decodes them."""
-        selection = select_columns(table.column_names, self.input_schema, UNLIMITED, WHAT)
-        return arrow_table(table.select(selection.read), selection.unread)
+        return decode_arrow(table, self.input_schema)
 
     def enforce(self, data: ModelData) -> Any:
         return self.scorer.enforce(Decoded(data, None, "parquet"))[0]
@@ -54,6 +52,12 @@ class FrameScorer:
 
     def score_arrow(self, table: pa.Table) -> pa.Table:
         return predictions_table(self.predict(self.decode_arrow(table)), table.num_rows, self.output_schema)
+
+
+def decode_arrow(table: pa.Table, input_schema: Schema | None) -> ModelData:
+    """The columns the model can use, as the Parquet codec decodes them."""
+    selection = select_columns(table.column_names, input_schema, UNLIMITED, WHAT)
+    return arrow_table(table.select(selection.read), selection.unread)
 
 
 def output_names(output_schema: Schema | None) -> list[str] | None:

@@ -19,7 +19,10 @@ from sigserve.batch.frames import FrameScorer, predictions_table
 from sigserve.batch.progress import Progress
 from sigserve.batch.writers import open_writer
 from sigserve.codecs.json_encode import OPTIONS, default
+from sigserve.enforce import enforce_input
 from sigserve.errors import BadRequest, SigserveError
+from sigserve.model.schema import Schema
+from sigserve.scoring import unexpected_as
 
 DEFAULT_BATCH_ROWS = 10_000
 ON_ERROR = ("fail", "skip")
@@ -104,7 +107,7 @@ def run_batch(scorer: FrameScorer, options: BatchOptions, stdout: BinaryIO | Non
 
 
 def score_chunk(chunk: Chunk, scorer: FrameScorer, keep: list[str]) -> Scored:
-    predictions = scorer.predict(chunk.decode(scorer))
+    predictions = scorer.predict(chunk.decode(scorer.input_schema))
     table = predictions_table(predictions, chunk.n_rows, scorer.output_schema)
     if keep:
         clash = sorted(set(keep) & set(table.column_names))
@@ -139,18 +142,31 @@ def score_or_split(chunk: Chunk, scorer: FrameScorer, keep: list[str], on_error:
     yield from score_or_split(chunk.slice(half, chunk.n_rows - half), scorer, keep, on_error, False)
 
 
-def _refuse_whole_input(chunk: Chunk, scorer: FrameScorer, keep: list[str]) -> None:
-    """An error no row causes (a missing column, a bad --keep-columns) is raised by the input's
-    columns alone: it ends the run instead of skipping every row."""
+def columns_refusal(chunk: Chunk, input_schema: Schema | None) -> SigserveError | None:
+    """What the input's columns alone are refused for, whatever its rows hold (a missing column,
+    a column of the wrong type); None too where a chunk of no rows has no columns (JSON Lines)."""
     empty = chunk.slice(0, 0)
     if not empty.knows_columns:
-        return
+        return None
     try:
-        scorer.enforce(empty.decode(scorer))
-        if keep:
-            empty.carried(keep)
+        with unexpected_as(BadRequest, "The input does not match the model signature"):
+            enforce_input(empty.decode(input_schema), input_schema)
     except SigserveError as exc:
-        raise BadRequest(f"The input was refused before any row: {exc.message}") from None
+        return exc
+    return None
+
+
+def _refuse_whole_input(chunk: Chunk, scorer: FrameScorer, keep: list[str]) -> None:
+    """An error no row causes (a missing column, a bad --keep-columns) ends the run instead of
+    skipping every row."""
+    refusal = columns_refusal(chunk, scorer.input_schema)
+    if refusal is None and keep and chunk.knows_columns:
+        try:
+            chunk.slice(0, 0).carried(keep)
+        except SigserveError as exc:
+            refusal = exc
+    if refusal is not None:
+        raise BadRequest(f"The input was refused before any row: {refusal.message}") from None
 
 
 def default_skipped_path(output_path: str | None) -> str:

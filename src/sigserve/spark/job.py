@@ -20,6 +20,7 @@ from sigserve.codecs.json_encode import OPTIONS, default
 from sigserve.codecs.limits import UNLIMITED
 from sigserve.codecs.mlflow.csv import CsvDecoder
 from sigserve.errors import BadRequest, PredictionError
+from sigserve.model.schema import Schema
 from sigserve.spark.refusals import partition_index, refusal_message
 from sigserve.spark.shipping import executor_model
 
@@ -34,8 +35,8 @@ class CsvTextChunk(ArrowChunk):
 
     carried_types: dict[str, pa.DataType] = field(default_factory=dict)
 
-    def decode(self, scorer: FrameScorer) -> ModelData:
-        return CsvDecoder().decode(csv_text(self.table), scorer.input_schema, {}, UNLIMITED).data
+    def decode(self, input_schema: Schema | None) -> ModelData:
+        return CsvDecoder().decode(csv_text(self.table), input_schema, {}, UNLIMITED).data
 
     def slice(self, offset: int, length: int) -> CsvTextChunk:
         return CsvTextChunk(self.table.slice(offset, length), self.first_row + offset, self.carried_types)

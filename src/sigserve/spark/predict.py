@@ -22,11 +22,10 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from sigserve.batch.chunks import JsonLinesChunk
 from sigserve.batch.frames import FrameScorer
-from sigserve.batch.run import BatchOptions
+from sigserve.batch.run import BatchOptions, columns_refusal
 from sigserve.codecs.limits import UNLIMITED
 from sigserve.codecs.selection import select_columns
-from sigserve.enforce import enforce_input
-from sigserve.errors import BadRequest, SigserveError
+from sigserve.errors import BadRequest
 from sigserve.model.mlmodel import read_mlmodel
 from sigserve.model.schema import Schema
 from sigserve.spark.columns import sampled_columns, schema_columns
@@ -136,24 +135,12 @@ def _carried_schema(kind: str, sample: pa.Table, keep: list[str]) -> pa.Schema:
     return pa.schema([(name, pa.string() if pa.types.is_null(kind) else kind) for name, kind in zip(keep, types)])
 
 
-class _Signature:
-    """What decoding a chunk needs of a scorer (the input schema), for checking the input's
-    columns on the driver without loading the model there."""
-
-    decode_arrow = FrameScorer.decode_arrow
-
-    def __init__(self, input_schema: Schema | None) -> None:
-        self.input_schema = input_schema
-
-
 def _check_columns(reader: BatchReader, schema: pa.Schema, input_schema: Schema | None) -> None:
     """An input no row could fix (a missing column, a column of the wrong type) is refused before
     the job starts."""
-    try:
-        data = reader.chunk(schema.empty_table(), 0).decode(_Signature(input_schema))  # type: ignore[arg-type]
-        enforce_input(data, input_schema)
-    except SigserveError as exc:
-        raise BadRequest(f"The input was refused before any row: {exc.message}") from None
+    refusal = columns_refusal(reader.chunk(schema.empty_table(), 0), input_schema)
+    if refusal is not None:
+        raise BadRequest(f"The input was refused before any row: {refusal.message}")
 
 
 def _output_schema(frame: DataFrame, kind: str, reader: BatchReader, keep: list[str], predictions: list[pa.Field],

@@ -7,16 +7,14 @@ from pyspark import TaskContext
 
 from sigserve.batch.chunks import Chunk
 from sigserve.batch.frames import FrameScorer
-from sigserve.batch.run import Refused, score_or_split
-from sigserve.errors import BadRequest, SigserveError
+from sigserve.batch.run import Refused, columns_refusal, score_or_split
+from sigserve.errors import BadRequest
 
 
 def first_refused_row(chunk: Chunk, scorer: FrameScorer) -> BadRequest | None:
     """None when no row is to blame: the batch's columns are refused as they are (a type Spark
     gave them for all rows), or the batch failed only as a whole."""
-    try:
-        scorer.enforce(chunk.slice(0, 0).decode(scorer))
-    except SigserveError:
+    if columns_refusal(chunk, scorer.input_schema) is not None:
         return None
     for outcome in score_or_split(chunk, scorer, [], "skip", first=False):
         if isinstance(outcome, Refused):

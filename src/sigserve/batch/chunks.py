@@ -180,20 +180,27 @@ def _csv_fields(line: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(text, newline="")), [])
 
 
-READ_BYTES = 4 * 1024 * 1024
+MIN_READ_BYTES, MAX_READ_BYTES = 64 * 1024, 4 * 1024 * 1024
+ROW_BYTES_GUESS = 128
 
 
-def csv_records(stream: Any) -> Iterator[bytes]:
-    return itertools.chain.from_iterable(csv_record_blocks(stream))
+def read_bytes_for(batch_rows: int) -> int:
+    """A read of about one batch: each line of a block is held as its own object until scored, so
+    a block much larger than a batch is what memory grows with."""
+    return min(MAX_READ_BYTES, max(MIN_READ_BYTES, batch_rows * ROW_BYTES_GUESS))
 
 
-def csv_record_blocks(stream: Any) -> Iterator[list[bytes]]:
+def csv_records(stream: Any, read_bytes: int = MAX_READ_BYTES) -> Iterator[bytes]:
+    return itertools.chain.from_iterable(csv_record_blocks(stream, read_bytes))
+
+
+def csv_record_blocks(stream: Any, read_bytes: int = MAX_READ_BYTES) -> Iterator[list[bytes]]:
     """CSV records, block by block (`stream.read`): split at line breaks in C, and the lines of a
     record with quoted line breaks joined again while its quotes are unbalanced (a doubled quote
     inside a quoted value counts twice). Blank lines are no records."""
     rest = b""
     while True:
-        block = stream.read(READ_BYTES)
+        block = stream.read(read_bytes)
         data = rest + block
         lines = [line + b"\n" for line in data.split(b"\n")]
         rest = lines.pop()[:-1] if block else b""  # the last line, unless the file ended
@@ -241,7 +248,7 @@ def rebatched(blocks: Iterator[list[bytes]], size: int) -> Iterator[list[bytes]]
 
 def _open_csv(path: str, batch_rows: int, scorer: FrameScorer, keep: list[str]) -> Source:
     stream = _open_binary(path)
-    blocks = csv_record_blocks(stream)
+    blocks = csv_record_blocks(stream, read_bytes_for(batch_rows))
     first_block = next(blocks, [])
     if not first_block:
         raise BadRequest("Empty CSV input: expected a header line and rows")

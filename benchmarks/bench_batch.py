@@ -7,6 +7,10 @@
 - `sigserve.spark.udf` against `mlflow.pyfunc.spark_udf(env_manager="local")` on one local Spark
   session, the same DataFrame cached in memory, `withColumn` over every signature column, written
   to Spark's `noop` sink (so the scoring is timed, not a file format).
+- Floors (`batch_floor.py`): a bare Python that imports the model's library, loads the model from
+  its flavor's file and calls its own `predict` once on all rows read from Parquet, nothing else;
+  and on Spark, that model alone in a pandas UDF, and pandas and Arrow UDFs with no model at all.
+  MLflow's time over a floor is the most any drop-in could gain on that model.
 
 Models: an iris LogisticRegression, a scikit-learn Pipeline over string columns (churn) and an
 XGBClassifier (breast cancer), built with real MLflow (`bench_vs_mlflow.build_model`). Answers are
@@ -31,7 +35,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from batch_floor import bare_arrow_udf, bare_udf, model_udf  # noqa: E402
 from bench_vs_mlflow import build_model, model_rows, version_of  # noqa: E402
+
+FLOOR_SCRIPT = Path(__file__).resolve().parent / "batch_floor.py"
 
 MODELS = ("logistic_regression", "churn_pipeline", "xgboost")
 LABELS = {"logistic_regression": "LogisticRegression (iris, 4 columns)",
@@ -57,8 +64,13 @@ class ModelResult:
     sigserve_parquet: Timed
     mlflow_start: Timed  # the same command on one row: imports, loading, writing
     sigserve_start: Timed
+    floor_predict: Timed | None = None  # import, load, the model's predict on every row
+    floor_start: Timed | None = None
     mlflow_spark_udf: Timed | None = None
     sigserve_spark_udf: Timed | None = None
+    floor_spark_model_udf: Timed | None = None  # the model alone in a pandas UDF
+    floor_spark_bare_udf: Timed | None = None  # a pandas UDF with no model
+    floor_spark_bare_arrow_udf: Timed | None = None  # an Arrow UDF with no model
 
 
 def run_timed(command: list[str]) -> Timed:
@@ -96,13 +108,18 @@ def start_up_runs(model: Path, one_row_csv: Path, workdir: Path) -> tuple[Timed,
     return run_timed(mlflow_command), run_timed(sigserve_command)
 
 
+def floor_runs(model: Path, parquet_path: Path, one_row_parquet: Path) -> tuple[Timed, Timed]:
+    return (run_timed([sys.executable, str(FLOOR_SCRIPT), str(model), str(parquet_path)]),
+            run_timed([sys.executable, str(FLOOR_SCRIPT), str(model), str(one_row_parquet)]))
+
+
 def check_same(expected, actual, what: str) -> None:
     if len(expected) != len(actual) or not np.allclose(np.asarray(expected, dtype=float),
                                                        np.asarray(actual, dtype=float), rtol=1e-9, atol=0):
         raise SystemExit(f"{what} differs from MLflow's answer")
 
 
-def spark_runs(spark, model: Path, parquet_path: Path, rounds: int) -> tuple[Timed, Timed]:
+def spark_runs(spark, model: Path, parquet_path: Path, rounds: int) -> dict[str, Timed]:
     import mlflow.pyfunc
 
     import sigserve.spark
@@ -117,7 +134,9 @@ def spark_runs(spark, model: Path, parquet_path: Path, rounds: int) -> tuple[Tim
     actual = sample.withColumn("p", sigserve_udf(*columns)).select("p").toPandas()["p"]
     check_same(expected.tolist(), actual.tolist(), "sigserve.spark.udf")
     timings = {}
-    for name, udf in (("mlflow", mlflow_udf), ("sigserve", sigserve_udf)):
+    udfs = (("mlflow", mlflow_udf), ("sigserve", sigserve_udf), ("floor_model", model_udf(model, columns)),
+            ("floor_bare", bare_udf(columns)), ("floor_bare_arrow", bare_arrow_udf(columns)))
+    for name, udf in udfs:
         frame.withColumn("p", udf(*columns)).write.format("noop").mode("overwrite").save()  # warm: workers load
         best = float("inf")
         for _ in range(rounds):
@@ -126,11 +145,14 @@ def spark_runs(spark, model: Path, parquet_path: Path, rounds: int) -> tuple[Tim
             best = min(best, time.perf_counter() - started)
         timings[name] = Timed(best)
     frame.unpersist()
-    return timings["mlflow"], timings["sigserve"]
+    return timings
 
 
 def spark_session(cores: int):
     from pyspark.sql import SparkSession
+
+    here = str(Path(__file__).resolve().parent)  # the floor UDFs' module, for Spark's Python workers
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
 
     return (SparkSession.builder.master(f"local[{cores}]").appName("sigserve-bench-batch")
             .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
@@ -142,8 +164,8 @@ def after_start_up(run: Timed, start: Timed) -> Timed:
 
 
 def render(results: list[ModelResult]) -> str:
-    lines = ["| model | rows | what | MLflow s | sigserve s | MLflow rows/s | sigserve rows/s | sigserve / MLflow "
-             "| MLflow peak MiB | sigserve peak MiB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | rows | what | MLflow s | sigserve (or floor) s | MLflow rows/s | sigserve rows/s "
+             "| MLflow s / sigserve s | MLflow peak MiB | sigserve peak MiB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for result in results:
         rows, label = result.rows, LABELS[result.model]
         pairs = [("`predict`, CSV → JSON", result.mlflow_predict, result.sigserve_predict),
@@ -151,8 +173,20 @@ def render(results: list[ModelResult]) -> str:
                  ("`predict` on 1 row (start-up)", result.mlflow_start, result.sigserve_start),
                  ("`predict`, CSV → JSON, after start-up", after_start_up(result.mlflow_predict, result.mlflow_start),
                   after_start_up(result.sigserve_predict, result.sigserve_start))]
+        if result.floor_predict is not None:
+            pairs += [("floor: import, load, the model's `predict` on Parquet rows", result.mlflow_predict,
+                       result.floor_predict),
+                      ("floor on 1 row (start-up)", result.mlflow_start, result.floor_start),
+                      ("floor after start-up", after_start_up(result.mlflow_predict, result.mlflow_start),
+                       after_start_up(result.floor_predict, result.floor_start))]
         if result.sigserve_spark_udf is not None:
-            pairs.append(("Spark UDF (local[2])", result.mlflow_spark_udf, result.sigserve_spark_udf))
+            pairs += [("Spark UDF (local[2])", result.mlflow_spark_udf, result.sigserve_spark_udf),
+                      ("Spark floor: the model alone in a pandas UDF", result.mlflow_spark_udf,
+                       result.floor_spark_model_udf),
+                      ("Spark floor: a pandas UDF with no model", result.mlflow_spark_udf,
+                       result.floor_spark_bare_udf),
+                      ("Spark floor: an Arrow UDF with no model", result.mlflow_spark_udf,
+                       result.floor_spark_bare_arrow_udf)]
         for what, theirs, ours in pairs:
             ratio = theirs.seconds / ours.seconds
             shown_rows = 1 if "1 row" in what else rows
@@ -185,12 +219,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind}: {args.rows:,} rows, local runs", file=sys.stderr, flush=True)
         one_row = workdir / f"{kind}-1.csv"
         rows.head(1).to_csv(one_row, index=False)
+        one_row_parquet = workdir / f"{kind}-1.parquet"
+        rows.head(1).to_parquet(one_row_parquet, index=False)
         mlflow_predict, sigserve_predict, sigserve_parquet = local_runs(model, csv_path, parquet_path, workdir)
         result = ModelResult(kind, args.rows, mlflow_predict, sigserve_predict, sigserve_parquet,
                              *start_up_runs(model, one_row, workdir))
+        result.floor_predict, result.floor_start = floor_runs(model, parquet_path, one_row_parquet)
         if spark is not None:
             print(f"{kind}: Spark runs", file=sys.stderr, flush=True)
-            result.mlflow_spark_udf, result.sigserve_spark_udf = spark_runs(spark, model, parquet_path, args.rounds)
+            timings = spark_runs(spark, model, parquet_path, args.rounds)
+            result.mlflow_spark_udf, result.sigserve_spark_udf = timings["mlflow"], timings["sigserve"]
+            result.floor_spark_model_udf, result.floor_spark_bare_udf = timings["floor_model"], timings["floor_bare"]
+            result.floor_spark_bare_arrow_udf = timings["floor_bare_arrow"]
         results.append(result)
         print(render(results[-1:]), file=sys.stderr, flush=True)
     table = render(results)

@@ -416,8 +416,7 @@ import asyncio, json, sys
 import numpy as np
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
-async def main(url, model, spec):
-    client = InferenceGRPCClient(url=url, timeout=30)
+async def infer(client, model, spec):
     inputs = []
     for name, (datatype, shape, data, raw) in spec.items():
         item = InferInput(name=name, shape=shape, datatype=datatype, data=None if raw else data)
@@ -428,35 +427,41 @@ async def main(url, model, spec):
         response = await client.infer(InferRequest(model_name=model, infer_inputs=inputs))
     except Exception as exc:
         code = getattr(exc, "code", None)
-        print(json.dumps({"error": str(code() if callable(code) else exc), "details":
-                          exc.details() if hasattr(exc, "details") else str(exc)}))
-        return
-    finally:
-        await client.close()
+        return {"error": str(code() if callable(code) else exc),
+                "details": exc.details() if hasattr(exc, "details") else str(exc)}
     out = {}
     for output in response.outputs:
         values = output.as_numpy().ravel().tolist()
         out[output.name] = {"datatype": output.datatype, "shape": list(output.shape),
                             "data": [v.decode() if isinstance(v, bytes) else v for v in values]}
-    print(json.dumps(out))
+    return out
+
+async def main(url, model, specs):
+    client = InferenceGRPCClient(url=url, timeout=30)
+    try:
+        print(json.dumps([await infer(client, model, spec) for spec in specs]))
+    finally:
+        await client.close()
 
 asyncio.run(main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3])))
 """
 
 
-def kserve_infer(server: GrpcServer, model: str, spec: dict[str, tuple[str, list[int], list[Any], bool]]) -> dict:
+def kserve_infer(server: GrpcServer, model: str, *specs: dict[str, tuple[str, list[int], list[Any], bool]]) -> list:
     """The kserve SDK's gRPC client, in its own environment (tests/kserve_sdk.py): its generated
-    `inference.*` messages and tritonclient's cannot be loaded into one process either."""
-    return run_kserve_script(KSERVE_CLIENT, server.grpc_url, model, json.dumps(spec))
+    `inference.*` messages and tritonclient's cannot be loaded into one process either. One
+    process, one client, a request per spec (importing kserve takes seconds)."""
+    return run_kserve_script(KSERVE_CLIENT, server.grpc_url, model, json.dumps(specs))
 
 
 def test_the_kserve_sdk_client_scores_typed_and_raw_tensors(server: GrpcServer) -> None:
     row = {"city": ("BYTES", [2], ["lyon", "paris"]), "x": ("FP64", [2], [1.0, 25.0])}
     rest = rest_infer(server, "pipeline", {k: (d, v) for k, (d, _, v) in row.items()}).json()["outputs"]
-    for raw in (False, True):
-        answer = kserve_infer(server, "pipeline", {k: (d, s, v, raw) for k, (d, s, v) in row.items()})
+    *answers, refused = kserve_infer(server, "pipeline",
+                                     *({k: (d, s, v, raw) for k, (d, s, v) in row.items()} for raw in (False, True)),
+                                     {"city": ("BYTES", [1], ["lyon"], False)})
+    for raw, answer in zip((False, True), answers):
         assert answer == {o["name"]: {k: o[k] for k in ("datatype", "shape", "data")} for o in rest}, raw
-    refused = kserve_infer(server, "pipeline", {"city": ("BYTES", [1], ["lyon"], False)})
     assert refused == {"error": "StatusCode.INVALID_ARGUMENT",
                        "details": rest_refusal(rest_infer(server, "pipeline", {"city": ("BYTES", ["lyon"])}))[1]}
 

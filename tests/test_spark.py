@@ -46,13 +46,19 @@ def tiled(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows] * REPEAT, ignore_index=True)
 
 
-def udf_pair(spark, path: Path, result_type=None, params=None):
+def udf_pair(spark, path: Path, result_type=None, params=None, arrow=None):
     import mlflow.pyfunc
 
     from sigserve.spark import udf
 
-    return (udf(spark, str(path), result_type, params=params),
+    return (udf(spark, str(path), result_type, params=params, arrow=arrow),
             mlflow.pyfunc.spark_udf(spark, str(path), result_type, env_manager="local", params=params))
+
+
+def eval_type(arrow: bool) -> int:
+    from pyspark.util import PythonEvalType
+
+    return PythonEvalType.SQL_SCALAR_ARROW_ITER_UDF if arrow else PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF
 
 
 def arguments(frame: pd.DataFrame, call: str) -> list:
@@ -76,11 +82,17 @@ UDF_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "result_type", "call", "params"), UDF_CASES)
-def test_the_udf_answers_as_spark_udf(name, result_type, call, params, zoo, spark) -> None:
+PANDAS_UDF_CASES = [UDF_CASES[0], UDF_CASES[2], UDF_CASES[5], UDF_CASES[8]]
+
+
+@pytest.mark.parametrize(("name", "result_type", "call", "params", "arrow"),
+                         [(*case, None) for case in UDF_CASES] + [(*case, False) for case in PANDAS_UDF_CASES])
+def test_the_udf_answers_as_spark_udf(name, result_type, call, params, arrow, zoo, spark) -> None:
+    """An Arrow UDF by default (pyspark 4.1+); the pandas UDF of older pyspark gives the same."""
     frame = tiled(zoo[name].rows)
-    ours, theirs = udf_pair(spark, zoo[name].path, result_type, params)
+    ours, theirs = udf_pair(spark, zoo[name].path, result_type, params, arrow)
     assert ours.returnType == theirs.returnType
+    assert ours.evalType == eval_type(arrow is None)
     args = arguments(frame, call)
     rows = spark.createDataFrame(frame).select(theirs(*args).alias("mlflow"), ours(*args).alias("sigserve")).collect()
     assert len(rows) == len(frame)
@@ -127,6 +139,78 @@ def test_struct_fields_are_picked_by_name(result_type, two_columns, zoo, spark) 
     assert [row.sigserve for row in rows] == [row.mlflow for row in rows]
     if result_type is None:
         assert rows[0].sigserve.asDict() == {"label": 1, "score": 0.9264}
+
+
+WHEN_AND_COUNT = """
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+class WhenAndCount(PythonModel):
+    def predict(self, context, model_input, params=None):
+        when = model_input["when"]
+        return (when.dt.hour * 100 + when.dt.minute + model_input["count"].fillna(-0.5)).astype("float64")
+
+
+mlflow.models.set_model(WhenAndCount())
+"""
+
+
+@pytest.fixture(scope="module")
+def when_and_count(tmp_path_factory) -> Path:
+    """A model of a datetime and a double input, from code (loaded by MLflow on the executors)."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    folder = tmp_path_factory.mktemp("when_and_count")
+    (folder / "when_and_count.py").write_text(WHEN_AND_COUNT)
+    signature = ModelSignature(Schema([ColSpec("datetime", "when"), ColSpec("double", "count")]),
+                               Schema([ColSpec("double")]))
+    mlflow.pyfunc.save_model(folder / "model", python_model=str(folder / "when_and_count.py"), signature=signature,
+                             pip_requirements=["mlflow", "pandas"])
+    return folder / "model"
+
+
+def test_timestamps_and_integers_with_nulls_reach_the_model_as_through_pandas(when_and_count, spark) -> None:
+    """An Arrow UDF gets Spark's timestamps in UTC and a long column with nulls as integers: the
+    model gets them as a pandas UDF would, times in the session's zone and nulls as NaN."""
+    import datetime
+
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField("when", T.TimestampType()), T.StructField("count", T.LongType())])
+    noon = datetime.datetime(2026, 7, 1, 12, 30, tzinfo=datetime.timezone.utc)
+    rows = [(noon + datetime.timedelta(hours=5 * i), None if i % 3 else i) for i in range(12)]
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        data = spark.createDataFrame(rows, schema)
+        arrow, mlflow_udf = udf_pair(spark, when_and_count)
+        pandas_udf, _ = udf_pair(spark, when_and_count, arrow=False)
+        assert arrow.evalType == eval_type(True)
+        answers = data.select(mlflow_udf().alias("mlflow"), arrow().alias("arrow"),
+                              pandas_udf().alias("pandas")).collect()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    assert [row.arrow for row in answers] == [row.mlflow for row in answers] == [row.pandas for row in answers]
+    assert [row.arrow for row in answers[:2]] == [830.0, 1329.5]  # 12:30 and 17:30 UTC in New York, 0 and null
+
+
+def test_a_null_in_a_long_column_is_refused_alike_by_arrow_and_pandas_udfs(zoo, spark) -> None:
+    from pyspark.sql import functions as F
+
+    data = spark.createDataFrame(tiled(zoo["churn_pipeline"].rows)).coalesce(1)
+    data = data.withColumn("tenure", F.when(F.monotonically_increasing_id() == BAD_ROW, None).otherwise(F.col("tenure")))
+    messages = []
+    for arrow in (None, False):
+        ours, _ = udf_pair(spark, zoo["churn_pipeline"].path, "long", arrow=arrow)
+        with pytest.raises(Exception) as refused:
+            data.select(ours()).collect()
+        messages.append([line for line in str(refused.value).splitlines() if "sigserve.errors." in line][-1])
+    assert messages[0] == messages[1]
+    assert "Column 'tenure': incompatible input type float64" in messages[0] and "missing values" in messages[0]
 
 
 def test_a_2d_output_tensor_is_one_array_per_row_where_spark_udf_fails(zoo, spark) -> None:

@@ -40,6 +40,14 @@ def result_values(result: Any, result_type: T.DataType) -> pd.Series | pd.DataFr
 
 def _compatible_columns(result: pd.DataFrame, result_type: T.DataType) -> pd.Series:
     element = result_type.elementType if isinstance(result_type, T.ArrayType) else result_type
+    result = compatible_frame(result, element)
+    if type(result_type) is T.ArrayType:
+        return pd.Series(result.to_numpy().tolist())
+    return result[result.columns[0]]
+
+
+def compatible_frame(result: pd.DataFrame, element: T.DataType) -> pd.DataFrame:
+    """The predictions' columns of a dtype the element type takes, converted to it."""
     kind = type(element)
     if kind is T.IntegerType:
         result = result.select_dtypes([np.byte, np.ubyte, np.short, np.ushort, np.int32]).astype(np.int32)
@@ -56,9 +64,7 @@ def _compatible_columns(result: pd.DataFrame, result_type: T.DataType) -> pd.Ser
                          "Consider requesting udf with StringType or Arraytype(StringType).")
     if kind is T.StringType:
         result = result.map(str)
-    if type(result_type) is T.ArrayType:
-        return pd.Series(result.to_numpy().tolist())
-    return result[result.columns[0]]
+    return result
 
 
 def _nested_rows(result: Any, result_type: T.ArrayType) -> list[Any]:

@@ -191,8 +191,9 @@ def render(results: list[ModelResult]) -> str:
             ratio = theirs.seconds / ours.seconds
             shown_rows = 1 if "1 row" in what else rows
             peaks = [f"{t.peak_rss_mib:,.0f}" if t.peak_rss_mib else "–" for t in (theirs, ours)]
+            speeds = ["–", "–"] if shown_rows == 1 else [f"{t.rows_per_second(rows):,.0f}" for t in (theirs, ours)]
             lines.append(f"| {label} | {shown_rows:,} | {what} | {theirs.seconds:.2f} | {ours.seconds:.2f} "
-                         f"| {theirs.rows_per_second(shown_rows):,.0f} | {ours.rows_per_second(shown_rows):,.0f} "
+                         f"| {speeds[0]} | {speeds[1]} "
                          f"| {ratio:.2f}× | {peaks[0]} | {peaks[1]} |")
     return "\n".join(lines)
 

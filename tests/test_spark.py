@@ -56,9 +56,14 @@ def udf_pair(spark, path: Path, result_type=None, params=None, arrow=None):
 
 
 def eval_type(arrow: bool) -> int:
+    """The UDF kind asked for: an Arrow UDF where pyspark has them (4.1+)."""
     from pyspark.util import PythonEvalType
 
-    return PythonEvalType.SQL_SCALAR_ARROW_ITER_UDF if arrow else PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF
+    from sigserve.spark.model_udf import arrow_udfs_available
+
+    if arrow and arrow_udfs_available():
+        return PythonEvalType.SQL_SCALAR_ARROW_ITER_UDF
+    return PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF
 
 
 def arguments(frame: pd.DataFrame, call: str) -> list:

@@ -188,19 +188,48 @@ def test_timestamps_and_integers_with_nulls_reach_the_model_as_through_pandas(wh
     schema = T.StructType([T.StructField("when", T.TimestampType()), T.StructField("count", T.LongType())])
     noon = datetime.datetime(2026, 7, 1, 12, 30, tzinfo=datetime.timezone.utc)
     rows = [(noon + datetime.timedelta(hours=5 * i), None if i % 3 else i) for i in range(12)]
+    arrow, mlflow_udf = udf_pair(spark, when_and_count)  # built before the session's zone changes
+    pandas_udf, _ = udf_pair(spark, when_and_count, arrow=False)
+    assert arrow.evalType == eval_type(True)
     zone = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", "America/New_York")
     try:
         data = spark.createDataFrame(rows, schema)
-        arrow, mlflow_udf = udf_pair(spark, when_and_count)
-        pandas_udf, _ = udf_pair(spark, when_and_count, arrow=False)
-        assert arrow.evalType == eval_type(True)
         answers = data.select(mlflow_udf().alias("mlflow"), arrow().alias("arrow"),
                               pandas_udf().alias("pandas")).collect()
     finally:
         spark.conf.set("spark.sql.session.timeZone", zone)
     assert [row.arrow for row in answers] == [row.mlflow for row in answers] == [row.pandas for row in answers]
     assert [row.arrow for row in answers[:2]] == [830.0, 1329.5]  # 12:30 and 17:30 UTC in New York, 0 and null
+
+
+def test_timestamps_in_lists_and_structs_are_the_sessions_wall_clock_times() -> None:
+    import datetime
+
+    import pyarrow as pa
+
+    from sigserve.spark.model_udf import local_times
+
+    utc = datetime.timezone.utc
+    times = [datetime.datetime(2026, 7, 1, 12, 30, tzinfo=utc), None, datetime.datetime(2026, 1, 1, tzinfo=utc)]
+    lists = pa.array([[times[0], times[2]], None, [times[1]]], type=pa.list_(pa.timestamp("us", tz="UTC")))
+    assert local_times(lists, "America/New_York").to_pylist() == [
+        [datetime.datetime(2026, 7, 1, 8, 30), datetime.datetime(2025, 12, 31, 19, 0)], None, [None]]
+    structs = pa.StructArray.from_arrays([pa.array(times, type=pa.timestamp("us", tz="UTC")), pa.array([1, 2, 3])],
+                                         names=["when", "n"], mask=pa.array([False, True, False]))
+    assert local_times(structs.slice(1), "Asia/Tokyo").to_pylist() == [
+        None, {"when": datetime.datetime(2026, 1, 1, 9, 0), "n": 3}]
+
+
+@pytest.mark.parametrize("result_type", ["array<array<double>>", "struct<p: array<float>>"])
+def test_results_spark_converts_from_numpy_scalars_stay_with_a_pandas_udf(result_type, zoo, spark) -> None:
+    """Spark hands its Arrow conversion numpy scalars from these (a float32 NaN stays NaN there,
+    where Arrow would null it): an Arrow UDF could not give the same values."""
+    from sigserve.spark import udf
+
+    path = str(zoo["churn_pipeline_proba"].path)
+    assert udf(spark, path, result_type).evalType == eval_type(False)
+    assert udf(spark, path, "array<float>").evalType == eval_type(True)
 
 
 def test_a_null_in_a_long_column_is_refused_alike_by_arrow_and_pandas_udfs(zoo, spark) -> None:

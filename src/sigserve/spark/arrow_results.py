@@ -1,6 +1,7 @@
-"""A batch's predictions as the Arrow array an Arrow UDF returns, valued as `results.result_values`
-values them for a pandas UDF. Numbers, and arrays of numbers, go from numpy to Arrow at once (an
-array type as offsets over the values) where a pandas UDF builds and converts a Python list per row."""
+"""A batch's predictions as the Arrow array an Arrow UDF returns, for the result types
+`arrow_friendly` admits, valued as `results.result_values` values them for a pandas UDF. Numbers,
+and arrays of numbers, go from numpy to Arrow at once (an array type as offsets over the values)
+where a pandas UDF builds and converts a Python list per row."""
 
 from __future__ import annotations
 
@@ -18,12 +19,18 @@ _NUMERIC = (T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.BooleanType)
 
 
 def arrow_friendly(spark_type: T.DataType) -> bool:
-    """Result types whose values Arrow takes from pandas as Spark's own conversion does; the rest
-    (timestamps, maps, binary, variants) stay with a pandas UDF."""
+    """Result types whose values reach Arrow here as Spark's own conversion takes them from a pandas
+    UDF: numbers, booleans and strings, arrays of them, structs of them. The rest (nested arrays,
+    structs holding arrays, timestamps, maps, binary) stay with a pandas UDF: Spark hands its Arrow
+    conversion numpy scalars from them (a float32 NaN stays NaN there, where Arrow nulls it in an array)."""
     if isinstance(spark_type, T.ArrayType):
-        return arrow_friendly(spark_type.elementType)
+        return _primitive(spark_type.elementType)
     if isinstance(spark_type, T.StructType):
-        return all(arrow_friendly(field.dataType) for field in spark_type.fields)
+        return all(_primitive(field.dataType) for field in spark_type.fields)
+    return _primitive(spark_type)
+
+
+def _primitive(spark_type: T.DataType) -> bool:
     return isinstance(spark_type, (*_NUMERIC, T.StringType))
 
 
@@ -65,11 +72,4 @@ def _from_pandas(values: pd.Series | pd.DataFrame, arrow_type: pa.DataType) -> p
         fields = list(arrow_type)
         return pa.StructArray.from_arrays([_from_pandas(values.iloc[:, i], field.type) for i, field in enumerate(fields)],
                                           fields=fields)
-    if pa.types.is_list(arrow_type) and pa.types.is_list(arrow_type.value_type):
-        values = values.map(_nested_lists)
     return pa.Array.from_pandas(values, type=arrow_type, safe=False)
-
-
-def _nested_lists(value: Any) -> Any:
-    """Arrow reads an array of arrays from nested lists or 1-D arrays, not from a 2-D array."""
-    return value.tolist() if isinstance(value, np.ndarray) and value.ndim > 1 else value

@@ -40,7 +40,7 @@ def udf(spark: Any, model_uri: str, result_type: T.DataType | str | None = None,
     """Use as `df.withColumn("p", u(*cols))`, `u(struct(*cols))` or `u()` (the signature's input
     names). The URI is resolved here, on the driver, once (`registry_uri` over
     MLFLOW_REGISTRY_URI / MLFLOW_TRACKING_URI). `arrow=False` asks for a pandas UDF, as on pyspark
-    before 4.1; by default an Arrow UDF wherever one can give the same values."""
+    before 4.1; by default an Arrow UDF for the result types it values as a pandas UDF does."""
     resolved = resolve(model_uri, SourceSettings.from_env(registry_uri=registry_uri))
     meta = read_mlmodel(resolved.path)
     signature = meta.signature
@@ -53,13 +53,23 @@ def udf(spark: Any, model_uri: str, result_type: T.DataType | str | None = None,
         raise BadRequest("arrow=True needs pyspark 4.1 or later (pyspark.sql.functions.arrow_udf)")
     name = ship_model(spark, resolved.path)
     if use_arrow:
-        model_udf = _arrow_udf(name, params, spark_type, spark.conf.get("spark.sql.session.timeZone"))
-    else:
-        model_udf = _pandas_udf(name, params, spark_type)
+        by_zone: dict[str, Any] = {}
 
-    @functools.wraps(model_udf)
+        def current_udf() -> Any:
+            """A pandas UDF converts timestamps in the session's zone of the query: so does this."""
+            zone = spark.conf.get("spark.sql.session.timeZone")
+            if zone not in by_zone:
+                by_zone[zone] = _arrow_udf(name, params, spark_type, zone)
+            return by_zone[zone]
+    else:
+        pandas_model_udf = _pandas_udf(name, params, spark_type)
+
+        def current_udf() -> Any:
+            return pandas_model_udf
+
+    @functools.wraps(current_udf())
     def with_default_columns(*columns: Any) -> Any:
-        return model_udf(*(columns or default_columns(input_schema)))
+        return current_udf()(*(columns or default_columns(input_schema)))
 
     with_default_columns.metadata = meta
     return with_default_columns
@@ -125,8 +135,8 @@ def input_table(args: tuple[Any, ...], input_schema: Schema | None) -> pa.Table:
 
 
 def arrow_input_table(arrays: tuple[Any, ...], input_schema: Schema | None, timezone: str) -> pa.Table:
-    """An Arrow UDF's arguments as the table the same pandas UDF's would give: timestamps as naive
-    times in the session's time zone, integers with nulls as floats."""
+    """An Arrow UDF's arguments as the table the same pandas UDF's would give: timestamps, at any
+    depth, as naive times in the session's time zone; integer columns with nulls as floats."""
     if len(arrays) == 1 and pa.types.is_struct(arrays[0].type):
         struct = arrays[0].combine_chunks() if isinstance(arrays[0], pa.ChunkedArray) else arrays[0]
         table = pa.Table.from_batches([pa.RecordBatch.from_struct_array(struct)])
@@ -138,12 +148,35 @@ def arrow_input_table(arrays: tuple[Any, ...], input_schema: Schema | None, time
 
 
 def _as_pandas_gives(column: Any, timezone: str) -> Any:
-    kind = column.type
-    if pa.types.is_timestamp(kind) and kind.tz is not None:
-        return pc.local_timestamp(column.cast(pa.timestamp(kind.unit, tz=timezone)))
-    if pa.types.is_integer(kind) and column.null_count:
+    if pa.types.is_integer(column.type) and column.null_count:
         return column.cast(pa.float64())
-    return column
+    return local_times(column, timezone)
+
+
+def local_times(column: Any, timezone: str) -> Any:
+    """Spark's timestamps (UTC instants) as the session's wall-clock times, in lists and structs too."""
+    if not _has_zoned_times(column.type):
+        return column
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    mask = column.is_null() if column.null_count else None
+    if pa.types.is_timestamp(kind):
+        return pc.local_timestamp(column.cast(pa.timestamp(kind.unit, tz=timezone)))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return type(column).from_arrays(column.offsets, local_times(column.values, timezone), mask=mask)
+    fields = [local_times(column.field(i), timezone) for i in range(kind.num_fields)]
+    return pa.StructArray.from_arrays(fields, names=[field.name for field in kind], mask=mask)
+
+
+def _has_zoned_times(kind: pa.DataType) -> bool:
+    if pa.types.is_timestamp(kind):
+        return kind.tz is not None
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_zoned_times(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_has_zoned_times(field.type) for field in kind)
+    return False
 
 
 def argument_names(count: int, input_schema: Schema | None) -> list[str]:

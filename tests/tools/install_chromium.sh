@@ -9,10 +9,4 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "install_chromium.sh: not root or no apt-get: the docs page test will skip" >&2
     exit 0
 fi
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; } >"$log" 2>&1; then
-    cat "$log" >&2
-    exit 1
-fi
+bash "$(dirname "$0")/apt_install.sh" chromium chromium-driver

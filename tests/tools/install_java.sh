@@ -12,10 +12,4 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "install_java.sh: no Java 17+ and not root or no apt-get: install a JDK 17+ for the Spark tests" >&2
     exit 1
 fi
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; } >"$log" 2>&1; then
-    cat "$log" >&2
-    exit 1
-fi
+bash "$(dirname "$0")/apt_install.sh" openjdk-17-jre-headless
